@@ -1,0 +1,130 @@
+"""Event encoding: the one place where raw events become integer features.
+
+Training fits an `EventEncoder` on the training window and saves it inside the model bundle; serving
+loads that same encoder, so an event can never be encoded two different ways.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from models.vocab import UNK, Vocabulary
+
+FEATURES = ("product", "category", "brand", "event_type", "price_bucket", "gap_bucket", "new_session")
+"""Integer features per event, in the order the model embeds them."""
+
+# Time since the user's previous event, in seconds. Log-spaced: a 10 s and a 20 s gap differ in
+# meaning as much as a 1 day and a 2 day gap. Bucket 1 is reserved for "first event of the user".
+GAP_EDGES_S = np.array(
+    [1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600,
+     86400, 2 * 86400, 4 * 86400, 7 * 86400, 14 * 86400, 30 * 86400], dtype=np.float64
+)
+FIRST_EVENT_GAP = 1
+N_GAP_BUCKETS = 2 + len(GAP_EDGES_S) + 1  # PAD, first event, then searchsorted's 0..len(edges)
+MISSING_PRICE = 1
+
+CORE_EVENT_TYPES = ("view", "cart", "remove_from_cart", "purchase")
+
+
+@dataclass
+class EventEncoder:
+    products: Vocabulary
+    categories: Vocabulary
+    brands: Vocabulary
+    event_types: Vocabulary
+    price_edges: np.ndarray  # quantile edges of log1p(price) from the training window
+    product_category: np.ndarray  # (n_products,) category id of each product id: the affinity roll-up
+    product_brand: np.ndarray  # (n_products,) brand id of each product id
+
+    @classmethod
+    def fit(cls, events: pd.DataFrame, min_count: int = 1, n_price_buckets: int = 16) -> "EventEncoder":
+        """Fit vocabularies and price buckets on (training-window) canonical events."""
+        products = Vocabulary.fit(events["product_id"], min_count=min_count)
+        categories = Vocabulary.fit(events["category"], min_count=min_count)
+        brands = Vocabulary.fit(events["brand"], min_count=min_count)
+        extra_types = sorted(set(events["event_type"].dropna().unique()) - set(CORE_EVENT_TYPES))
+        event_types = Vocabulary(list(CORE_EVENT_TYPES) + extra_types)
+        prices = np.log1p(events["price"].dropna().to_numpy(dtype=np.float64))
+        quantiles = np.linspace(0, 1, n_price_buckets + 1)[1:-1]
+        price_edges = np.unique(np.quantile(prices, quantiles)) if len(prices) else np.zeros(0)
+        # Each product's most frequent category and brand (products rarely move between them).
+        last = events.dropna(subset=["product_id"]).drop_duplicates("product_id", keep="last")
+        pid = products.encode(last["product_id"])
+        product_category = np.full(len(products), UNK, dtype=np.int64)
+        product_brand = np.full(len(products), UNK, dtype=np.int64)
+        product_category[pid] = categories.encode(last["category"])
+        product_brand[pid] = brands.encode(last["brand"])
+        product_category[:2] = UNK
+        product_brand[:2] = UNK
+        return cls(products, categories, brands, event_types, price_edges, product_category, product_brand)
+
+    @property
+    def n_price_buckets(self) -> int:
+        return 2 + len(self.price_edges) + 1  # PAD, missing, then searchsorted's 0..len(edges)
+
+    def encode(self, events: pd.DataFrame) -> dict[str, np.ndarray]:
+        """Integer features per event, each (N,). `events` must be sorted by user, then time."""
+        ts = events["ts"].to_numpy(dtype="datetime64[us]").astype(np.int64) / 1e6  # seconds
+        user = events["user_id"].to_numpy()
+        session = events["session_id"].to_numpy()
+        same_user = np.zeros(len(events), dtype=bool)
+        same_user[1:] = user[1:] == user[:-1]
+        gap = np.diff(ts, prepend=ts[:1] if len(ts) else ts)
+        gap_bucket = np.where(same_user, 2 + np.searchsorted(GAP_EDGES_S, gap, side="right"), FIRST_EVENT_GAP)
+        new_session = np.ones(len(events), dtype=np.int64)
+        new_session[1:] = ~(same_user[1:] & (session[1:] == session[:-1]))
+        return {
+            "product": self.products.encode(events["product_id"]),
+            "category": self.categories.encode(events["category"]),
+            "brand": self.brands.encode(events["brand"]),
+            "event_type": self.event_types.encode(events["event_type"]),
+            "price_bucket": self.price_bucket(events["price"].to_numpy(dtype=np.float64, na_value=np.nan)),
+            "gap_bucket": gap_bucket.astype(np.int64),
+            "new_session": new_session + 1,  # 1 = continues a session, 2 = starts one; 0 stays PAD
+        }
+
+    def price_bucket(self, price: np.ndarray) -> np.ndarray:
+        buckets = 2 + np.searchsorted(self.price_edges, np.log1p(np.clip(price, 0, None)), side="right")
+        return np.where(np.isnan(price), MISSING_PRICE, buckets).astype(np.int64)
+
+    def sizes(self) -> dict[str, int]:
+        """Embedding table size per feature; the model config is built from these."""
+        return {
+            "n_products": len(self.products),
+            "n_categories": len(self.categories),
+            "n_brands": len(self.brands),
+            "n_event_types": len(self.event_types),
+            "n_price_buckets": self.n_price_buckets,
+            "n_gap_buckets": N_GAP_BUCKETS,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "products": self.products.to_list(),
+            "categories": self.categories.to_list(),
+            "brands": self.brands.to_list(),
+            "event_types": self.event_types.to_list(),
+            "price_edges": self.price_edges.tolist(),
+            "product_category": self.product_category.tolist(),
+            "product_brand": self.product_brand.tolist(),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "EventEncoder":
+        return cls(
+            products=Vocabulary(d["products"]),
+            categories=Vocabulary(d["categories"]),
+            brands=Vocabulary(d["brands"]),
+            event_types=Vocabulary(d["event_types"]),
+            price_edges=np.asarray(d["price_edges"], dtype=np.float64),
+            product_category=np.asarray(d["product_category"], dtype=np.int64),
+            product_brand=np.asarray(d["product_brand"], dtype=np.int64),
+        )
+
+
+def churn_gap_feature(seconds_since_last_event: np.ndarray) -> np.ndarray:
+    """log1p(days) since the user's last event at the moment churn is asked for; (N,) float32."""
+    return np.log1p(np.clip(seconds_since_last_event, 0, None) / 86400.0).astype(np.float32)

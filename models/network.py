@@ -1,0 +1,131 @@
+"""The multi-task sequence model: one shared causal encoder over a user's last L events, three heads.
+
+Shapes: B batch, L window length, D width, P product vocabulary (PAD and UNK included), N selected
+positions (flattened (batch, position) pairs that carry a label).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from models.encoding import FEATURES
+from models.vocab import N_RESERVED
+
+
+@dataclass
+class ModelConfig:
+    n_products: int
+    n_categories: int
+    n_brands: int
+    n_event_types: int
+    n_price_buckets: int
+    n_gap_buckets: int
+    encoder: Literal["gru", "transformer"] = "gru"
+    d_model: int = 64
+    n_layers: int = 1
+    n_heads: int = 4
+    dropout: float = 0.1
+    max_len: int = 50
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class EventEmbedding(nn.Module):
+    """Sum of one embedding per event feature (plus position for the Transformer): (B, L) ints -> (B, L, D)."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        d = cfg.d_model
+        self.product = nn.Embedding(cfg.n_products, d, padding_idx=0)
+        self.others = nn.ModuleDict({
+            "category": nn.Embedding(cfg.n_categories, d, padding_idx=0),
+            "brand": nn.Embedding(cfg.n_brands, d, padding_idx=0),
+            "event_type": nn.Embedding(cfg.n_event_types, d, padding_idx=0),
+            "price_bucket": nn.Embedding(cfg.n_price_buckets, d, padding_idx=0),
+            "gap_bucket": nn.Embedding(cfg.n_gap_buckets, d, padding_idx=0),
+            "new_session": nn.Embedding(3, d, padding_idx=0),
+        })
+        self.position = nn.Embedding(cfg.max_len, d) if cfg.encoder == "transformer" else None
+        self.norm = nn.LayerNorm(d)
+        self.dropout = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: dict[str, torch.Tensor]) -> torch.Tensor:
+        h = self.product(x["product"])  # (B, L, D)
+        for name, table in self.others.items():
+            h = h + table(x[name])
+        if self.position is not None:
+            h = h + self.position(torch.arange(h.shape[1], device=h.device))
+        return self.dropout(self.norm(h))
+
+
+class SessionSignalsModel(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        d = cfg.d_model
+        self.embed = EventEmbedding(cfg)
+        if cfg.encoder == "gru":
+            self.gru = nn.GRU(d, d, num_layers=cfg.n_layers, batch_first=True,
+                              dropout=cfg.dropout if cfg.n_layers > 1 else 0.0)
+        else:
+            layer = nn.TransformerEncoderLayer(d, cfg.n_heads, 4 * d, cfg.dropout, batch_first=True, norm_first=True)
+            self.transformer = nn.TransformerEncoder(layer, cfg.n_layers, enable_nested_tensor=False)
+        self.out_norm = nn.LayerNorm(d)
+        self.intent_head = nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.Linear(d, 1))
+        # Churn is asked at a moment in time, so the head also sees how long the user has been away.
+        self.churn_head = nn.Sequential(nn.Linear(d + 1, d), nn.GELU(), nn.Linear(d, 1))
+        # Next product: a query vector scored against the (tied) product embedding table.
+        self.product_query = nn.Linear(d, d)
+        self.product_bias = nn.Parameter(torch.zeros(cfg.n_products))
+        self.category_head = nn.Linear(d, cfg.n_categories)
+        self.brand_head = nn.Linear(d, cfg.n_brands)
+
+    def encode(self, x: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Causal hidden state after each event: (B, L) features -> (B, L, D); position t sees events <= t."""
+        h = self.embed(x)  # (B, L, D)
+        if self.cfg.encoder == "gru":
+            # Right-padded windows: padding comes after every real event, so it cannot leak into them.
+            h, _ = self.gru(h)
+        else:
+            L = h.shape[1]
+            causal = torch.triu(torch.ones(L, L, dtype=torch.bool, device=h.device), diagonal=1)
+            h = self.transformer(h, mask=causal, is_causal=True)
+        return self.out_norm(h)
+
+    def intent_logit(self, h: torch.Tensor) -> torch.Tensor:
+        """(..., D) -> (...): logit that the current session ends in a purchase."""
+        return self.intent_head(h).squeeze(-1)
+
+    def churn_logit(self, h: torch.Tensor, gap: torch.Tensor) -> torch.Tensor:
+        """(N, D), (N,) log1p(days away) -> (N,): logit that the user makes no purchase within the horizon."""
+        return self.churn_head(torch.cat([h, gap.unsqueeze(-1).to(h.dtype)], dim=-1)).squeeze(-1)
+
+    def product_query_vectors(self, h: torch.Tensor) -> torch.Tensor:
+        return self.product_query(h)  # (N, D)
+
+    def product_logits(self, h: torch.Tensor) -> torch.Tensor:
+        """(N, D) -> (N, P) scores over the whole catalogue; PAD and UNK can never be recommended."""
+        logits = self.product_query(h) @ self.embed.product.weight.T + self.product_bias  # (N, P)
+        logits[:, :N_RESERVED] = float("-inf")
+        return logits
+
+    def category_logits(self, h: torch.Tensor) -> torch.Tensor:
+        return self.category_head(h)  # (N, C)
+
+    def brand_logits(self, h: torch.Tensor) -> torch.Tensor:
+        return self.brand_head(h)  # (N, Bn)
+
+
+def full_softmax_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy over the whole catalogue: (N, P), (N,) -> scalar."""
+    return F.cross_entropy(logits.float(), target)
+
+
+def feature_batch(features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Pick the model's input features out of a batch dict that may carry labels too."""
+    return {name: features[name] for name in FEATURES}

@@ -1,0 +1,44 @@
+"""String-to-index vocabularies with reserved PAD and UNK ids."""
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+PAD = 0  # padding position: embeds to zero, never predicted
+UNK = 1  # unseen or rare token: how serving handles products the model never saw
+N_RESERVED = 2
+
+
+class Vocabulary:
+    """Maps tokens to ids >= 2; `encode` is vectorised so a million events encode in milliseconds."""
+
+    def __init__(self, tokens: Sequence[str]):
+        self.tokens: list[str] = list(tokens)
+        self._index = pd.Index(self.tokens)
+        if not self._index.is_unique:
+            raise ValueError("vocabulary tokens must be unique")
+
+    @classmethod
+    def fit(cls, values: Iterable[str | None], min_count: int = 1) -> "Vocabulary":
+        """Tokens seen at least `min_count` times, most frequent first (ties by token, for determinism)."""
+        counts = pd.Series(values, dtype="object").dropna().value_counts()
+        counts = counts[counts >= min_count]
+        order = sorted(counts.items(), key=lambda kv: (-kv[1], str(kv[0])))
+        return cls([str(token) for token, _ in order])
+
+    def __len__(self) -> int:
+        """Size of the id space, PAD and UNK included."""
+        return len(self.tokens) + N_RESERVED
+
+    def encode(self, values: Sequence[str | None] | np.ndarray | pd.Series) -> np.ndarray:
+        """Ids for `values`; missing and unknown values become UNK."""
+        positions = self._index.get_indexer(pd.Index(values, dtype="object"))
+        return np.where(positions < 0, UNK, positions + N_RESERVED).astype(np.int64)
+
+    def decode(self, ids: Iterable[int]) -> list[str | None]:
+        return [self.tokens[i - N_RESERVED] if i >= N_RESERVED else None for i in ids]
+
+    def to_list(self) -> list[str]:
+        return list(self.tokens)

@@ -1,0 +1,37 @@
+"""Small hand-made event tables for tests."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+T0 = pd.Timestamp("2026-01-01", tz="UTC")
+
+
+def events_frame(rows: list[tuple]) -> pd.DataFrame:
+    """rows: (user, session, minutes after T0, event_type, product[, category, brand, price])."""
+    full = [tuple(r) + (None,) * (8 - len(r)) for r in rows]
+    df = pd.DataFrame(full, columns=["user_id", "session_id", "minutes", "event_type", "product_id",
+                                     "category", "brand", "price"])
+    df["ts"] = (T0 + pd.to_timedelta(df.pop("minutes"), unit="min")).astype("datetime64[us, UTC]")
+    df["price"] = df["price"].astype("float64")
+    return df[["user_id", "session_id", "ts", "event_type", "product_id", "category", "brand", "price"]]
+
+
+def random_events(n_users: int = 60, days: int = 30, n_products: int = 40, seed: int = 0) -> pd.DataFrame:
+    """Random shoppers with a learnable pattern: sessions with a cart mostly end in a purchase."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for u in range(n_users):
+        t = float(rng.uniform(0, 24 * 60 * 3))
+        s = 0
+        while t < days * 24 * 60:
+            n = int(rng.integers(2, 9))
+            buys = rng.random() < 0.3
+            for k in range(n):
+                p = int(rng.integers(0, n_products))
+                et = "purchase" if buys and k == n - 1 else ("cart" if buys and k == n - 2 else "view")
+                rows.append((f"u{u}", f"u{u}:{s}", t, et, f"p{p}", f"c{p % 5}", f"b{p % 3}", 5.0 + p))
+                t += float(rng.exponential(2.0)) + 0.01
+            s += 1
+            t += float(rng.exponential(60 * 24 * 3))
+    return events_frame(rows)

@@ -1,0 +1,1 @@
+"""Data, labels, Lightning training, baselines, evaluation, MLflow tracking and the `signals` CLI."""

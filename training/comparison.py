@@ -1,0 +1,155 @@
+"""The model beside every baseline (and the simulator's oracle) on exactly the same test points.
+
+Each method becomes a nested MLflow run with the same metric names, so a reviewer can sort them side
+by side; the parent run gets the comparison table and the plots.
+"""
+from __future__ import annotations
+
+import json
+import logging
+
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow import MlflowClient
+
+from models.encoding import EventEncoder
+from training import plots
+from training.config import TrainConfig
+from training.dataset_source import DatasetSource
+from training.evaluation import PRIMARY_METRICS, binary_metrics, next_metrics
+from training.labels import TEST, TRAIN, Labels
+from training.predict import Predictions
+
+log = logging.getLogger(__name__)
+TABLE_COLUMNS = ("intent_roc_auc", "intent_pr_auc", "intent_brier", "churn_roc_auc", "churn_pr_auc",
+                 "churn_brier", "next_recall_at_20", "next_mrr_at_20", "next_ndcg_at_20")
+
+
+class Comparison:
+    def __init__(self, labels: Labels, encoder: EventEncoder, cfg: TrainConfig, source: DatasetSource):
+        self.labels, self.encoder, self.cfg, self.source = labels, encoder, cfg, source
+        ev = labels
+        self.intent_rows = np.flatnonzero((ev.intent_split == TEST) & (ev.intent >= 0))
+        self.intent_y = ev.intent[self.intent_rows].astype(np.int64)
+        self.churn_keys = labels.churn.index[labels.churn["split"] == TEST].to_numpy()
+        self.churn_y = labels.churn.loc[self.churn_keys, "label"].to_numpy(dtype=np.int64)
+        next_product = encoder.products.encode(labels.events["product_id"])
+        candidates = np.flatnonzero((ev.next_split == TEST) & (ev.next_index >= 0))
+        # Items unseen in training cannot be ranked by any method: dropped from the test, and counted.
+        known = next_product[ev.next_index[candidates]] >= 2
+        self.next_rows = candidates[known]
+        self.next_dropped_unseen = int((~known).sum())
+        self.metrics: dict[str, dict[str, float]] = {}
+        self.intent_scored: plots.Scored = {}
+        self.churn_scored: plots.Scored = {}
+        self.ranks: dict[str, np.ndarray] = {}
+        self.model_run_id: str | None = None
+
+    def add_model(self, predictions: Predictions) -> dict[str, float]:
+        self.model_run_id = mlflow.active_run().info.run_id
+        return self._score("model", predictions.intent, predictions.churn, predictions.next_rank)
+
+    def _score(self, method: str, intent: pd.Series | None, churn: pd.Series | None,
+               next_rank: pd.Series | np.ndarray | None) -> dict[str, float]:
+        metrics: dict[str, float] = {}
+        if intent is not None and len(self.intent_rows):
+            p = intent.reindex(self.intent_rows).to_numpy()
+            assert not np.isnan(p).any(), f"{method}: intent predictions missing for some test points"
+            metrics |= binary_metrics("intent", self.intent_y, p)
+            self.intent_scored[method] = (self.intent_y, p)
+        if churn is not None and len(self.churn_keys):
+            p = churn.reindex(self.churn_keys).to_numpy()
+            assert not np.isnan(p).any(), f"{method}: churn predictions missing for some test points"
+            metrics |= binary_metrics("churn", self.churn_y, p)
+            self.churn_scored[method] = (self.churn_y, p)
+        if next_rank is not None and len(self.next_rows):
+            ranks = next_rank.reindex(self.next_rows).to_numpy() if isinstance(next_rank, pd.Series) else next_rank
+            assert not np.isnan(ranks).any(), f"{method}: next-product ranks missing for some test points"
+            metrics |= next_metrics(ranks)
+            metrics["next_dropped_unseen"] = float(self.next_dropped_unseen)
+            self.ranks[method] = np.asarray(ranks)
+        self.metrics[method] = metrics
+        return metrics
+
+    def run_baselines_and_oracle(self) -> dict[str, dict[str, float]]:
+        from training.baselines.churn import fit_predict_churn
+        from training.baselines.intent import fit_predict_intent
+        from training.baselines.next_item import popularity_ranks, vsknn_ranks
+        from training.oracle import oracle_predictions
+
+        labels, seed, bc = self.labels, self.cfg.train.seed, self.cfg.baselines
+        intent_rate = labels.intent[(labels.intent_split == TRAIN) & (labels.intent >= 0)].mean()
+        churn_rate = labels.churn.loc[labels.churn["split"] == TRAIN, "label"].mean()
+        methods = {
+            "base_rate": lambda: (pd.Series(intent_rate, index=self.intent_rows),
+                                  pd.Series(churn_rate if len(self.churn_keys) else np.nan, index=self.churn_keys),
+                                  None),
+        }
+        if bc.enabled:
+            methods |= {
+                "lightgbm_intent": lambda: (fit_predict_intent(labels, seed) if self._has_intent() else None, None, None),
+                "rfm_logreg_churn": lambda: (None, fit_predict_churn(labels, self.cfg.labels.churn_lookback_days, seed)
+                                             if self._has_churn() else None, None),
+                "popularity": lambda: (None, None, popularity_ranks(labels, self.encoder, self.next_rows)),
+                "vsknn": lambda: (None, None, vsknn_ranks(labels, self.encoder, self.next_rows,
+                                                          bc.vsknn_neighbours, bc.vsknn_sample_sessions)),
+            }
+        oracle = oracle_predictions(self.source, labels, self.cfg.labels.churn_horizon_days)
+        if oracle is not None:
+            methods["oracle"] = lambda: oracle
+        for method, make in methods.items():
+            with mlflow.start_run(run_name=method if method == "oracle" else f"baseline-{method}", nested=True):
+                mlflow.set_tags({"method": method, "dataset": self.source.name})
+                log.info("evaluating %s", method)
+                metrics = self._score(method, *make())
+                mlflow.log_metrics({f"test_{k}": v for k, v in metrics.items()})
+        if "oracle" in self.metrics:
+            self._log_oracle_ratios()
+        return {m: v for m, v in self.metrics.items() if m != "model"}
+
+    def _has_intent(self) -> bool:
+        return len(self.intent_rows) > 0 and len(np.unique(self.intent_y)) > 1
+
+    def _has_churn(self) -> bool:
+        return len(self.churn_keys) > 0 and (self.labels.churn["split"] == TRAIN).any()
+
+    def _log_oracle_ratios(self) -> None:
+        """model / oracle for each metric both have: how close to the best achievable the model is."""
+        oracle, model = self.metrics["oracle"], self.metrics["model"]
+        ratios = {f"oracle_ratio_{k}": model[k] / oracle[k] for k in TABLE_COLUMNS
+                  if k in oracle and k in model and oracle[k] > 0 and "brier" not in k}
+        self.metrics["model"] |= ratios
+        if self.model_run_id:
+            client = MlflowClient()
+            for k, v in ratios.items():
+                client.log_metric(self.model_run_id, f"test_{k}", v)
+
+    def log_to_parent(self, parent_run_id: str) -> None:
+        mlflow.log_metrics({f"test_{k}": v for k, v in self.metrics["model"].items()})
+        mlflow.log_text(self.table(), "comparison.md")
+        mlflow.log_text(json.dumps(self.metrics, indent=2), "comparison.json")
+        for task, scored in (("intent", self.intent_scored), ("churn", self.churn_scored)):
+            if scored:
+                mlflow.log_figure(plots.roc_pr(task, scored), f"plots/{task}_roc_pr.png")
+                mlflow.log_figure(plots.calibration(task, scored), f"plots/{task}_calibration.png")
+                mlflow.log_figure(plots.gains(task, scored), f"plots/{task}_gains.png")
+        if self.ranks:
+            mlflow.log_figure(plots.recall_at_k(self.ranks), "plots/next_recall_at_k.png")
+        if self.model_run_id:
+            client = MlflowClient()
+            history = {name: [(m.step, m.value) for m in client.get_metric_history(self.model_run_id, name)]
+                       for name in ("train_loss", "val_loss", "val_score")}
+            mlflow.log_figure(plots.learning_curves(history), "plots/learning_curves.png")
+
+    def table(self) -> str:
+        """Markdown table: one row per method, the shared metric names as columns."""
+        cols = [c for c in TABLE_COLUMNS if any(c in m for m in self.metrics.values())]
+        lines = ["| method | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
+        for method, m in self.metrics.items():
+            cells = [f"{m[c]:.4f}" if c in m else "" for c in cols]
+            lines.append(f"| {method} | " + " | ".join(cells) + " |")
+        primary = ", ".join(PRIMARY_METRICS)
+        lines.append(f"\nprimary metrics: {primary}; next-product test points dropped as unseen in training: "
+                     f"{self.next_dropped_unseen}")
+        return "\n".join(lines)

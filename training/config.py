@@ -1,0 +1,88 @@
+"""The one typed config of a training run: YAML file + `key=value` overrides, logged whole to MLflow."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+
+@dataclass
+class DataConfig:
+    path: str = ""  # a folder with events.parquet (from `signals load` / `signals simulate`); "" = simulate
+    name: str = ""  # dataset name for lineage and the champion rule; defaults to the folder name
+    simulate_events: int = 150_000  # size of the embedded simulated dataset when path is ""
+    simulate_seed: int = 7
+    test_path: str = ""  # optional separate test events (e.g. YooChoose test file); then split.test_days is unused
+
+
+@dataclass
+class SplitConfig:
+    """Temporal split counted back from the last event: [.. val_start) train, [val_start, test_start) val, [test_start ..] test."""
+    val_days: float = 7.0
+    test_days: float = 7.0
+
+
+@dataclass
+class LabelConfig:
+    churn_horizon_days: float = 7.0  # churn = no purchase in (T, T + horizon]
+    churn_lookback_days: float = 28.0  # customers with a purchase in [T - lookback, T) are scored at T
+    churn_cutoff_step_days: float = 1.0  # spacing of training cutoffs
+    min_count: int = 1  # products/categories/brands seen fewer times in training become UNK
+
+
+@dataclass
+class ModelSection:
+    encoder: Literal["gru", "transformer"] = "gru"
+    d_model: int = 64
+    n_layers: int = 1
+    n_heads: int = 4
+    dropout: float = 0.1
+    max_len: int = 50
+
+
+@dataclass
+class TrainSection:
+    max_epochs: int = 8
+    batch_size: int = 128
+    lr: float = 3e-3
+    weight_decay: float = 1e-5
+    patience: int = 2  # epochs without improvement of `monitor` before early stopping
+    monitor: str = "val_score"  # mean of the validation primary metrics available
+    intent_weight: float = 1.0
+    churn_weight: float = 1.0
+    next_weight: float = 1.0
+    affinity_weight: float = 0.2  # next category + next brand
+    accelerator: str = "cpu"
+    devices: int = 1
+    precision: str = "32-true"  # "bf16-mixed" on a GPU
+    seed: int = 42
+    num_workers: int = 0
+    limit_train_batches: float = 1.0
+    progress_bar: bool = True
+
+
+@dataclass
+class BaselineConfig:
+    enabled: bool = True
+    vsknn_neighbours: int = 100
+    vsknn_sample_sessions: int = 2000  # most recent training sessions considered as neighbours
+
+
+@dataclass
+class TrackingConfig:
+    uri: str = ""  # "" = $MLFLOW_TRACKING_URI or sqlite:///mlruns/mlflow.db
+    experiment: str = "session-signals"
+    register: bool = True
+    model_name: str = "session-signals"
+    promote: Literal["auto", "always", "never"] = "auto"  # auto = the champion rule in the README
+
+
+@dataclass
+class TrainConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    split: SplitConfig = field(default_factory=SplitConfig)
+    labels: LabelConfig = field(default_factory=LabelConfig)
+    model: ModelSection = field(default_factory=ModelSection)
+    train: TrainSection = field(default_factory=TrainSection)
+    baselines: BaselineConfig = field(default_factory=BaselineConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    output_dir: str = "data/generated/runs"

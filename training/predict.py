@@ -1,0 +1,46 @@
+"""Run a trained model over one split's windows and collect its test-point predictions."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader
+
+from models.network import SessionSignalsModel, feature_batch
+from models.ranking import pessimistic_rank
+from training.windows import WindowDataset, collate
+
+
+@dataclass
+class Predictions:
+    intent: pd.Series  # event row -> probability
+    churn: pd.Series  # churn example index -> probability
+    next_rank: pd.Series  # event row -> pessimistic rank of the true next product
+
+
+@torch.inference_mode()
+def predict(model: SessionSignalsModel, dataset: WindowDataset, batch_size: int = 256) -> Predictions:
+    model.eval()
+    intent_rows, intent_p, churn_keys, churn_p, next_rows, next_ranks = [], [], [], [], [], []
+    for batch in DataLoader(dataset, batch_size=batch_size, collate_fn=collate):
+        h = model.encode(feature_batch(batch))  # (B, L, D)
+        mask = batch["intent"] >= 0
+        intent_rows.append(batch["event_row"][mask])
+        intent_p.append(torch.sigmoid(model.intent_logit(h[mask])))
+        if batch["churn_pos"].numel():
+            hc = h[batch["churn_batch"], batch["churn_pos"]]
+            churn_keys.append(batch["churn_key"])
+            churn_p.append(torch.sigmoid(model.churn_logit(hc, batch["churn_gap"])))
+        mask = batch["next_product"] >= 2
+        if mask.any():
+            next_rows.append(batch["event_row"][mask])
+            next_ranks.append(pessimistic_rank(model.product_logits(h[mask]), batch["next_product"][mask]))
+
+    def series(keys: list[torch.Tensor], values: list[torch.Tensor]) -> pd.Series:
+        if not keys:
+            return pd.Series(dtype=np.float64)
+        return pd.Series(torch.cat(values).double().numpy(), index=torch.cat(keys).numpy()).sort_index()
+
+    return Predictions(series(intent_rows, intent_p), series(churn_keys, churn_p), series(next_rows, next_ranks))

@@ -1,0 +1,106 @@
+"""MLflow: where runs go, how the bundle is registered, and the champion rule.
+
+Champion rule (also in the README): every newly registered version gets the alias `challenger`. It
+takes `champion` when there is no champion yet, or when the champion was evaluated on the same
+dataset and split (same `dataset_key`) and the new version is better on the mean relative change of
+the primary metrics they share while losing no more than 1% (relative) on any one of them. A champion
+from another dataset is never replaced automatically (its numbers are not comparable): use
+`tracking.promote=always` to force it.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import mlflow
+from mlflow import MlflowClient
+
+from training.config import TrackingConfig
+from training.evaluation import PRIMARY_METRICS
+
+log = logging.getLogger(__name__)
+
+DEFAULT_URI = "sqlite:///mlruns/mlflow.db"
+CHAMPION, CHALLENGER = "champion", "challenger"
+BUNDLE_ARTIFACT = "bundle"
+MAX_RELATIVE_DROP = 0.01
+
+
+def resolve_uri(uri: str = "") -> str:
+    uri = uri or os.environ.get("MLFLOW_TRACKING_URI", "") or DEFAULT_URI
+    if uri.startswith("sqlite:///"):
+        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    return uri
+
+
+def setup(cfg: TrackingConfig) -> str:
+    """Point MLflow at the store and experiment; artifacts of the embedded store stay under mlruns/."""
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    uri = resolve_uri(cfg.uri)
+    mlflow.set_tracking_uri(uri)
+    if mlflow.get_experiment_by_name(cfg.experiment) is None:
+        artifact_location = None
+        if uri.startswith("sqlite:///"):
+            root = Path(uri.removeprefix("sqlite:///")).resolve().parent
+            artifact_location = (root / "artifacts" / cfg.experiment).as_uri()
+        mlflow.create_experiment(cfg.experiment, artifact_location=artifact_location)
+    mlflow.set_experiment(cfg.experiment)
+    return uri
+
+
+def register(run_id: str, model_name: str, dataset_key: str, metrics: dict[str, float], promote: str) -> dict:
+    """Register the run's bundle, alias it challenger and apply the champion rule; returns what happened."""
+    client = MlflowClient()
+    try:
+        client.get_registered_model(model_name)
+    except mlflow.exceptions.MlflowException:
+        client.create_registered_model(model_name, description="session-signals multi-task sequence model")
+    source = f"{client.get_run(run_id).info.artifact_uri}/{BUNDLE_ARTIFACT}"
+    tags = {"dataset_key": dataset_key, **{f"metric.{k}": f"{metrics[k]:.6f}" for k in PRIMARY_METRICS if k in metrics}}
+    version = client.create_model_version(model_name, source=source, run_id=run_id, tags=tags)
+    client.set_registered_model_alias(model_name, CHALLENGER, version.version)
+    promoted, reason = decide_promotion(client, model_name, dataset_key, metrics, promote)
+    if promoted:
+        client.set_registered_model_alias(model_name, CHAMPION, version.version)
+    client.set_model_version_tag(model_name, version.version, "promotion", reason)
+    log.info("registered %s version %s as %s; %s", model_name, version.version,
+             "champion" if promoted else "challenger", reason)
+    return {"model_name": model_name, "version": int(version.version), "champion": promoted, "reason": reason}
+
+
+def decide_promotion(client: MlflowClient, model_name: str, dataset_key: str, metrics: dict[str, float],
+                     promote: str) -> tuple[bool, str]:
+    if promote == "always":
+        return True, "promoted: tracking.promote=always"
+    if promote == "never":
+        return False, "not promoted: tracking.promote=never"
+    try:
+        champion = client.get_model_version_by_alias(model_name, CHAMPION)
+    except mlflow.exceptions.MlflowException:
+        return True, "promoted: there was no champion"
+    if champion.tags.get("dataset_key") != dataset_key:
+        return False, f"not promoted: champion v{champion.version} was evaluated on another dataset/split"
+    return compare(metrics, {k.removeprefix("metric."): float(v) for k, v in champion.tags.items()
+                             if k.startswith("metric.")}, champion.version)
+
+
+def compare(new: dict[str, float], old: dict[str, float], old_version: str) -> tuple[bool, str]:
+    shared = [k for k in PRIMARY_METRICS if k in new and k in old and old[k] > 0]
+    if not shared:
+        return False, f"not promoted: no primary metric shared with champion v{old_version}"
+    changes = {k: (new[k] - old[k]) / old[k] for k in shared}
+    mean_change = sum(changes.values()) / len(changes)
+    worst = min(changes, key=changes.get)
+    summary = ", ".join(f"{k} {v:+.1%}" for k, v in changes.items())
+    if mean_change > 0 and changes[worst] >= -MAX_RELATIVE_DROP:
+        return True, f"promoted over v{old_version}: {summary}"
+    return False, f"not promoted over v{old_version}: {summary}"
+
+
+def download_bundle(model_name: str, alias: str, dst: str | Path | None = None) -> tuple[Path, dict]:
+    """Fetch the bundle of `model_name@alias`; returns its local folder and the version's identity."""
+    client = MlflowClient()
+    version = client.get_model_version_by_alias(model_name, alias)
+    path = mlflow.artifacts.download_artifacts(artifact_uri=version.source, dst_path=str(dst) if dst else None)
+    return Path(path), {"model_name": model_name, "model_version": str(version.version), "run_id": version.run_id}
