@@ -9,7 +9,6 @@ from dataclasses import asdict, dataclass
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from models.encoding import FEATURES
@@ -119,11 +118,6 @@ class SessionSignalsModel(nn.Module):
 
     def brand_logits(self, h: torch.Tensor) -> torch.Tensor:
         return self.brand_head(h)  # (N, Bn)
-
-
-def full_softmax_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy over the whole catalogue: (N, P), (N,) -> scalar."""
-    return F.cross_entropy(logits.float(), target)
 
 
 def feature_batch(features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -26,3 +26,15 @@ def rank_metrics(ranks: torch.Tensor, k: int = 20) -> dict[str, float]:
         f"mrr@{k}": torch.where(hit, 1.0 / ranks, 0.0).sum().item() / n,
         f"ndcg@{k}": torch.where(hit, 1.0 / torch.log2(ranks + 1.0), 0.0).sum().item() / n,
     }
+
+
+def chunked_ranks(scores_fn, query: torch.Tensor, target: torch.Tensor, n_items: int,
+                  max_cells: int = 1 << 25) -> torch.Tensor:
+    """Ranks for (N, D) queries without holding (N x catalogue) scores at once: rows in chunks.
+
+    `scores_fn` maps a (n, D) chunk of queries to its (n, P) scores. At 1,000,000 products a chunk
+    is 33 rows (about 130 MB of float32 scores).
+    """
+    rows = max(1, max_cells // max(n_items, 1))
+    return torch.cat([pessimistic_rank(scores_fn(query[i:i + rows]), target[i:i + rows])
+                      for i in range(0, len(query), rows)]) if len(query) else target.new_zeros(0)

@@ -51,6 +51,8 @@ class TrainSection:
     churn_weight: float = 1.0
     next_weight: float = 1.0
     affinity_weight: float = 0.2  # next category + next brand
+    next_loss: Literal["full", "sampled"] = "full"  # sampled: log-Q corrected, for very large catalogues
+    n_negatives: int = 2048  # shared popularity-sampled negatives per batch (next_loss=sampled)
     accelerator: str = "cpu"
     devices: int = 1
     precision: str = "32-true"  # "bf16-mixed" on a GPU

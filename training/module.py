@@ -9,19 +9,24 @@ import torch.nn.functional as F
 from torchmetrics import MeanMetric
 from torchmetrics.classification import BinaryAveragePrecision
 
-from models.network import ModelConfig, SessionSignalsModel, feature_batch, full_softmax_loss
-from models.ranking import pessimistic_rank
+from models.losses import full_softmax_loss, sample_negatives, sampled_softmax_loss
+from models.network import ModelConfig, SessionSignalsModel, feature_batch
+from models.ranking import chunked_ranks
 from training.config import TrainSection
 
 RANK_K = 20
 
 
 class SignalsModule(L.LightningModule):
-    def __init__(self, model_cfg: dict, train_cfg: dict):
+    def __init__(self, model_cfg: dict, train_cfg: dict, log_q: torch.Tensor | None = None):
+        """`log_q`: (P,) log of the training popularity distribution, the sampled softmax's proposal."""
         super().__init__()
-        self.save_hyperparameters()
+        self.save_hyperparameters(ignore=["log_q"])
         self.model = SessionSignalsModel(ModelConfig(**model_cfg))
         self.tc = TrainSection(**train_cfg)
+        if log_q is None:
+            log_q = torch.full((self.model.cfg.n_products,), -float(torch.log(torch.tensor(self.model.cfg.n_products))))
+        self.register_buffer("log_q", log_q.float(), persistent=False)
         self.val_intent_ap = BinaryAveragePrecision()
         self.val_churn_ap = BinaryAveragePrecision()
         self.val_next_mrr = MeanMetric()
@@ -50,10 +55,17 @@ class SignalsModule(L.LightningModule):
         next_mask = batch["next_product"] >= 2  # known product (not PAD/UNK): unseen targets are dropped
         if next_mask.any():
             hn = h[next_mask]  # (N, D)
-            logits = self.model.product_logits(hn)  # (N, P)
             target = batch["next_product"][next_mask]
-            losses["next"] = full_softmax_loss(logits, target)
-            out["next_rank"] = pessimistic_rank(logits.detach(), target)
+            if self.tc.next_loss == "sampled":
+                negatives = sample_negatives(self.log_q, self.tc.n_negatives)  # (S,)
+                losses["next"] = sampled_softmax_loss(self.model.product_query_vectors(hn),
+                                                      self.model.embed.product.weight, self.model.product_bias,
+                                                      target, negatives, self.log_q)
+            else:
+                losses["next"] = full_softmax_loss(self.model.product_logits(hn), target)  # (N, P) logits
+            if not self.training:
+                out["next_rank"] = chunked_ranks(self.model.product_logits, hn.detach(), target,
+                                                 self.model.cfg.n_products)
             affinity = F.cross_entropy(self.model.category_logits(hn).float(), batch["next_category"][next_mask])
             affinity = affinity + F.cross_entropy(self.model.brand_logits(hn).float(), batch["next_brand"][next_mask])
             losses["affinity"] = affinity
@@ -62,7 +74,6 @@ class SignalsModule(L.LightningModule):
                    "next": self.tc.next_weight, "affinity": self.tc.affinity_weight}
         out["loss"] = sum((weights[k] * v for k, v in losses.items()), zero)
         out.update({f"loss_{k}": v.detach() for k, v in losses.items()})
-        out["n_events"] = (batch["product"] > 0).sum()
         return out
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
@@ -76,12 +87,17 @@ class SignalsModule(L.LightningModule):
     def on_train_epoch_start(self) -> None:
         self._t0, self._events = time.perf_counter(), 0
 
+    def on_before_batch_transfer(self, batch: dict[str, torch.Tensor], dataloader_idx: int) -> dict[str, torch.Tensor]:
+        # Count real events while the batch is still on the host: no device sync in the step.
+        if self.trainer.training:
+            self._events += int((batch["product"] > 0).sum())
+        return batch
+
     def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
-        # Counting on the host from the batch (already on CPU in the loader) avoids a device sync.
-        self._events += int((batch["product"] > 0).sum()) if batch["product"].device.type == "cpu" else batch["product"].numel()
         elapsed = time.perf_counter() - self._t0
         if elapsed > 0:
-            self.log("events_per_s", self._events / elapsed, prog_bar=True, on_step=True, on_epoch=False)
+            self.log("events_per_s", self._events / elapsed, prog_bar=True, on_step=True, on_epoch=True,
+                     batch_size=1, sync_dist=False)
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         out = self.shared_step(batch)

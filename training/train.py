@@ -53,7 +53,8 @@ def train(cfg: TrainConfig, callbacks: list | None = None) -> dict:
         with mlflow.start_run(run_name="model", nested=True) as model_run:
             mlflow.set_tags({"method": "model", "encoder": cfg.model.encoder, "dataset": source.name})
             mlflow.log_params(flatten(to_dict(cfg)))
-            module = fit(cfg, model_cfg, datasets, uri, model_run.info.run_id, callbacks)
+            log_q = torch.from_numpy(np.asarray(popularity_log_prob(encoder, train_window)))
+            module, best_val = fit(cfg, model_cfg, datasets, uri, model_run.info.run_id, callbacks, log_q)
             model = module.model.cpu().eval()
             predictions = predict(model, datasets[TEST])
             comparison = Comparison(labels, encoder, cfg, source)
@@ -71,14 +72,15 @@ def train(cfg: TrainConfig, callbacks: list | None = None) -> dict:
                                              source.dataset_key(dates), model_metrics, cfg.tracking.promote)
             mlflow.set_tags({f"registered_{k}": str(v) for k, v in registration.items()})
     print(comparison.table())
-    return {"metrics": results, "registration": registration, "parent_run_id": parent.info.run_id,
+    return {"metrics": results, "registration": registration, "best_val": best_val, "parent_run_id": parent.info.run_id,
             "model_run_id": model_run.info.run_id, "tracking_uri": uri}
 
 
 def fit(cfg: TrainConfig, model_cfg: ModelConfig, datasets: dict[int, WindowDataset], uri: str, run_id: str,
-        callbacks: list | None) -> SignalsModule:
+        callbacks: list | None, log_q: torch.Tensor) -> tuple[SignalsModule, float]:
+    """Fit with early stopping; returns the module at its best validation epoch and that epoch's score."""
     tc = cfg.train
-    module = SignalsModule(model_cfg.to_dict(), to_dict(tc))
+    module = SignalsModule(model_cfg.to_dict(), to_dict(tc), log_q)
     gen = torch.Generator().manual_seed(tc.seed)
     loader_args = dict(batch_size=tc.batch_size, collate_fn=collate, num_workers=tc.num_workers,
                        pin_memory=tc.accelerator == "gpu", persistent_workers=tc.num_workers > 0)
@@ -106,11 +108,22 @@ def fit(cfg: TrainConfig, model_cfg: ModelConfig, datasets: dict[int, WindowData
         state = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)["state_dict"]
         module.load_state_dict(state)
         log.info("restored best epoch (%s = %.4f)", tc.monitor, float(checkpoint.best_model_score))
-    return module
+    best = float(checkpoint.best_model_score) if checkpoint.best_model_score is not None else float("nan")
+    return module, best
 
 
 def monitor_mode(monitor: str) -> str:
     return "min" if "loss" in monitor else "max"
+
+
+def popularity_log_prob(encoder: EventEncoder, train_window: pd.DataFrame) -> np.ndarray:
+    """(P,) log share of each product among training-window events; PAD/UNK get -1e9 (never drawn)."""
+    counts = np.bincount(encoder.products.encode(train_window["product_id"]), minlength=len(encoder.products))
+    counts = counts.astype(np.float64) + 1e-3  # smoothing: products seen only in rare ways stay rankable
+    counts[:2] = 0.0
+    with np.errstate(divide="ignore"):
+        log_p = np.log(counts / counts.sum())
+    return np.where(np.isfinite(log_p), log_p, -1e9)
 
 
 def bundle_meta(labels: Labels, encoder: EventEncoder, train_window: pd.DataFrame, cfg: TrainConfig,
@@ -118,22 +131,17 @@ def bundle_meta(labels: Labels, encoder: EventEncoder, train_window: pd.DataFram
     """What serving needs beside the weights: base rates and priors for empty histories, and provenance."""
     train_intent = labels.intent[(labels.intent_split == TRAIN) & (labels.intent >= 0)]
     train_churn = labels.churn.loc[labels.churn["split"] == TRAIN, "label"]
-    counts = np.bincount(encoder.products.encode(train_window["product_id"]), minlength=len(encoder.products))
-    counts = counts.astype(np.float64) + 1e-3  # smoothing: unseen-in-window products stay rankable
-    counts[:2] = 0.0
 
     def prior(ids: np.ndarray, n: int) -> list[float]:
         c = np.bincount(ids, minlength=n).astype(np.float64)
         c[:2] = 0.0
         return (c / max(c.sum(), 1.0)).tolist()
 
-    with np.errstate(divide="ignore"):
-        popularity = np.log(counts / counts.sum())
     return {
         "intent_base_rate": float(train_intent.mean()) if len(train_intent) else 0.0,
         "churn_base_rate": float(train_churn.mean()) if len(train_churn) else 0.0,
         "churn_horizon_days": cfg.labels.churn_horizon_days,
-        "popularity_log_prob": np.where(np.isfinite(popularity), popularity, -1e9).tolist(),
+        "popularity_log_prob": popularity_log_prob(encoder, train_window).tolist(),
         "category_prior": prior(encoder.categories.encode(train_window["category"]), len(encoder.categories)),
         "brand_prior": prior(encoder.brands.encode(train_window["brand"]), len(encoder.brands)),
         "dataset": source.name,

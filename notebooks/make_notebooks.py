@@ -1,0 +1,69 @@
+"""Writes the notebooks from plain cell lists, outputs stripped (git keeps code, not results).
+
+Run `python notebooks/make_notebooks.py` after editing a notebook's cells here; the tests execute them.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+
+HERE = Path(__file__).parent
+
+COMPARE_RUNS = [
+    ("md", "# Compare runs: the model beside its baselines\n\n"
+           "Pulls every training run from MLflow (the embedded store by default, or `MLFLOW_TRACKING_URI`) and "
+           "draws what a reviewer needs: per task, the model against each baseline on the same split, and how "
+           "the model's primary metrics moved across runs."),
+    ("code", "import os\nfrom pathlib import Path\n\nimport matplotlib.pyplot as plt\nimport mlflow\nimport pandas as pd\n\n"
+             "default_store = 'sqlite:///' + str((Path.cwd().parent if Path.cwd().name == 'notebooks' else Path.cwd()) / 'mlruns' / 'mlflow.db')\n"
+             "mlflow.set_tracking_uri(os.environ.get('MLFLOW_TRACKING_URI', default_store))\n"
+             "runs = mlflow.search_runs(experiment_names=['session-signals'], order_by=['start_time ASC'])\n"
+             "print(f'{len(runs)} runs in {mlflow.get_tracking_uri()}')"),
+    ("md", "Every method of a training run is a child run of it, tagged with `method`; all carry the same "
+           "metric names (`test_intent_pr_auc`, `test_next_mrr_at_20`, ...)."),
+    ("code", "children = runs[runs['tags.mlflow.parentRunId'].notna() & runs['tags.method'].notna()].copy()\n"
+             "parents = runs[runs['tags.role'] == 'parent'].set_index('run_id')\n"
+             "children['training'] = children['tags.mlflow.parentRunId'].map(parents['tags.mlflow.runName'])\n"
+             "children['dataset'] = children['tags.dataset']\n"
+             "PRIMARY = ['test_intent_pr_auc', 'test_churn_pr_auc', 'test_next_mrr_at_20', 'test_next_recall_at_20']\n"
+             "metric_cols = [f'metrics.{m}' for m in PRIMARY if f'metrics.{m}' in children]\n"
+             "latest_parent = children['tags.mlflow.parentRunId'].iloc[-1]\n"
+             "latest = children[children['tags.mlflow.parentRunId'] == latest_parent]\n"
+             "table = latest.set_index('tags.method')[metric_cols].rename(columns=lambda c: c.removeprefix('metrics.test_'))\n"
+             "table"),
+    ("code", "fig, axes = plt.subplots(1, len(table.columns), figsize=(4 * len(table.columns), 3.5))\n"
+             "for ax, col in zip(axes if len(table.columns) > 1 else [axes], table.columns):\n"
+             "    values = table[col].dropna().sort_values()\n"
+             "    colors = ['tab:red' if m == 'model' else 'tab:grey' if m == 'oracle' else 'tab:blue' for m in values.index]\n"
+             "    ax.barh(values.index, values.values, color=colors)\n"
+             "    ax.set_title(col)\n"
+             "fig.suptitle('latest run: model (red) vs baselines (blue) and oracle (grey), same test split')\n"
+             "fig.tight_layout()"),
+    ("md", "Across runs: the model's primary metrics per training run, with the best baseline of the same run "
+           "as a dashed line, so an improvement that only follows easier data is visible."),
+    ("code", "model_runs = children[children['tags.method'] == 'model']\n"
+             "baselines = children[~children['tags.method'].isin(['model', 'oracle'])]\n"
+             "fig, axes = plt.subplots(1, len(metric_cols), figsize=(4 * len(metric_cols), 3.5), squeeze=False)\n"
+             "for ax, col in zip(axes[0], metric_cols):\n"
+             "    x = range(len(model_runs))\n"
+             "    ax.plot(x, model_runs[col].values, marker='o', label='model')\n"
+             "    best = baselines.groupby('tags.mlflow.parentRunId')[col].max().reindex(model_runs['tags.mlflow.parentRunId'])\n"
+             "    ax.plot(x, best.values, '--', marker='x', label='best baseline')\n"
+             "    ax.set_title(col.removeprefix('metrics.test_'))\n"
+             "    ax.set_xlabel('training run (oldest first)')\n"
+             "axes[0][0].legend()\n"
+             "fig.tight_layout()"),
+]
+
+
+def write(cells: list[tuple[str, str]], name: str) -> None:
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [nbformat.v4.new_markdown_cell(src) if kind == "md" else nbformat.v4.new_code_cell(src)
+                for kind, src in cells]
+    nbformat.write(nb, HERE / name)
+
+
+if __name__ == "__main__":
+    write(COMPARE_RUNS, "02-compare-runs.ipynb")

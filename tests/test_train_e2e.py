@@ -1,0 +1,74 @@
+"""A one-epoch training on tiny data writes a real MLflow run, the baselines beside it and a registered version."""
+from __future__ import annotations
+
+import mlflow
+import pytest
+from mlflow import MlflowClient
+
+from training.config import TrainConfig
+from training.config_io import load_config
+from training.errors import UserFacingError
+from training.train import train
+from tests.factories import random_events
+
+pytestmark = pytest.mark.e2e
+
+
+def tiny_config(data_dir, tmp_path, *extra: str) -> TrainConfig:
+    return load_config(TrainConfig, None, [
+        f"data.path={data_dir}", "split.val_days=5", "split.test_days=5", "labels.churn_horizon_days=5",
+        "labels.churn_lookback_days=10", "train.max_epochs=1", "train.progress_bar=false", "model.d_model=16",
+        f"tracking.uri=sqlite:///{tmp_path}/mlflow.db", f"output_dir={tmp_path}/runs", *extra])
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("train")
+    data = tmp / "data"
+    data.mkdir()
+    random_events(n_users=80, days=30).to_parquet(data / "events.parquet", index=False)
+    result = train(tiny_config(data, tmp))
+    return result, tmp, data
+
+
+def test_run_has_metrics_plots_bundle_and_lineage(trained) -> None:
+    result, _, _ = trained
+    mlflow.set_tracking_uri(result["tracking_uri"])
+    client = MlflowClient()
+    model_run = client.get_run(result["model_run_id"])
+    for key in ("test_intent_pr_auc", "test_churn_pr_auc", "test_next_mrr_at_20", "test_next_recall_at_20"):
+        assert key in model_run.data.metrics
+    assert len(client.get_metric_history(result["model_run_id"], "val_loss")) >= 1
+    bundle = {f.path for f in client.list_artifacts(result["model_run_id"], "bundle")}
+    assert {"bundle/model.safetensors", "bundle/encoder.json", "bundle/model_config.json", "bundle/meta.json"} <= bundle
+    parent = client.get_run(result["parent_run_id"])
+    assert parent.data.params["train.max_epochs"] == "1"
+    assert parent.inputs.dataset_inputs, "data lineage logged through mlflow.log_input"
+    plots = {f.path for f in client.list_artifacts(result["parent_run_id"], "plots")}
+    assert {"plots/intent_roc_pr.png", "plots/churn_calibration.png", "plots/next_recall_at_k.png",
+            "plots/learning_curves.png"} <= plots
+
+
+def test_baselines_are_sibling_runs_with_the_same_metric_names(trained) -> None:
+    result, _, _ = trained
+    runs = mlflow.search_runs(experiment_names=["session-signals"],
+                              filter_string=f"tags.mlflow.parentRunId = '{result['parent_run_id']}'")
+    methods = set(runs["tags.method"])
+    assert {"model", "base_rate", "lightgbm_intent", "rfm_logreg_churn", "popularity", "vsknn"} <= methods
+    by_method = runs.set_index("tags.method")
+    assert by_method.loc["popularity", "metrics.test_next_mrr_at_20"] >= 0
+    assert by_method.loc["base_rate", "metrics.test_intent_roc_auc"] == pytest.approx(0.5)
+
+
+def test_registered_version_has_challenger_and_first_becomes_champion(trained) -> None:
+    result, _, _ = trained
+    mlflow.set_tracking_uri(result["tracking_uri"])
+    client = MlflowClient()
+    reg = result["registration"]
+    assert client.get_model_version_by_alias("session-signals", "challenger").version == str(reg["version"])
+    assert client.get_model_version_by_alias("session-signals", "champion").version == str(reg["version"])
+
+
+def test_unknown_config_key_is_an_error(tmp_path) -> None:
+    with pytest.raises(UserFacingError, match="train.max_epoch"):
+        load_config(TrainConfig, None, ["train.max_epoch=3"])
