@@ -50,7 +50,7 @@ class EventEncoder:
         prices = np.log1p(events["price"].dropna().to_numpy(dtype=np.float64))
         quantiles = np.linspace(0, 1, n_price_buckets + 1)[1:-1]
         price_edges = np.unique(np.quantile(prices, quantiles)) if len(prices) else np.zeros(0)
-        # Each product's most frequent category and brand (products rarely move between them).
+        # Each product's last-seen category and brand (products rarely move between them).
         last = events.dropna(subset=["product_id"]).drop_duplicates("product_id", keep="last")
         pid = products.encode(last["product_id"])
         product_category = np.full(len(products), UNK, dtype=np.int64)

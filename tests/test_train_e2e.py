@@ -65,8 +65,8 @@ def test_registered_version_has_challenger_and_first_becomes_champion(trained) -
     mlflow.set_tracking_uri(result["tracking_uri"])
     client = MlflowClient()
     reg = result["registration"]
-    assert client.get_model_version_by_alias("session-signals", "challenger").version == str(reg["version"])
-    assert client.get_model_version_by_alias("session-signals", "champion").version == str(reg["version"])
+    assert int(client.get_model_version_by_alias("session-signals", "challenger").version) == reg["version"]
+    assert int(client.get_model_version_by_alias("session-signals", "champion").version) == reg["version"]
 
 
 def test_unknown_config_key_is_an_error(tmp_path) -> None:

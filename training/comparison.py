@@ -17,6 +17,7 @@ from models.encoding import EventEncoder
 from training import plots
 from training.config import TrainConfig
 from training.dataset_source import DatasetSource
+from training.baselines.next_item import next_query_rows
 from training.evaluation import PRIMARY_METRICS, binary_metrics, next_metrics
 from training.labels import TEST, TRAIN, Labels
 from training.predict import Predictions
@@ -34,12 +35,9 @@ class Comparison:
         self.intent_y = ev.intent[self.intent_rows].astype(np.int64)
         self.churn_keys = labels.churn.index[labels.churn["split"] == TEST].to_numpy()
         self.churn_y = labels.churn.loc[self.churn_keys, "label"].to_numpy(dtype=np.int64)
-        next_product = encoder.products.encode(labels.events["product_id"])
-        candidates = np.flatnonzero((ev.next_split == TEST) & (ev.next_index >= 0))
         # Items unseen in training cannot be ranked by any method: dropped from the test, and counted.
-        known = next_product[ev.next_index[candidates]] >= 2
-        self.next_rows = candidates[known]
-        self.next_dropped_unseen = int((~known).sum())
+        self.next_rows = next_query_rows(labels, encoder, TEST)
+        self.next_dropped_unseen = int(((ev.next_split == TEST) & (ev.next_index >= 0)).sum()) - len(self.next_rows)
         self.metrics: dict[str, dict[str, float]] = {}
         self.intent_scored: plots.Scored = {}
         self.churn_scored: plots.Scored = {}
@@ -73,18 +71,15 @@ class Comparison:
         return metrics
 
     def run_baselines_and_oracle(self) -> dict[str, dict[str, float]]:
-        from training.baselines.churn import fit_predict_churn
-        from training.baselines.intent import fit_predict_intent
-        from training.baselines.next_item import popularity_ranks, vsknn_ranks
+        from training.baselines import (
+            churn_base_rate, fit_predict_churn, fit_predict_intent, intent_base_rate, popularity_ranks, vsknn_ranks,
+        )
         from training.oracle import oracle_predictions
 
         labels, seed, bc = self.labels, self.cfg.train.seed, self.cfg.baselines
-        intent_rate = labels.intent[(labels.intent_split == TRAIN) & (labels.intent >= 0)].mean()
-        churn_rate = labels.churn.loc[labels.churn["split"] == TRAIN, "label"].mean()
         methods = {
-            "base_rate": lambda: (pd.Series(intent_rate, index=self.intent_rows),
-                                  pd.Series(churn_rate if len(self.churn_keys) else np.nan, index=self.churn_keys),
-                                  None),
+            "base_rate": lambda: (intent_base_rate(labels) if self._has_intent() else None,
+                                  churn_base_rate(labels) if self._has_churn() else None, None),
         }
         if bc.enabled:
             methods |= {
