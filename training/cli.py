@@ -11,7 +11,7 @@ import sys
 
 from training.errors import UserFacingError
 
-SUBCOMMANDS = ("simulate", "load", "train")
+SUBCOMMANDS = ("simulate", "load", "train", "tune")
 
 DESCRIPTION = """\
 Turn a shop's event stream into purchase-intent, churn and next-product signals.

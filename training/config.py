@@ -55,6 +55,8 @@ class TrainSection:
     n_negatives: int = 2048  # shared popularity-sampled negatives per batch (next_loss=sampled)
     accelerator: str = "cpu"
     devices: int = 1
+    num_nodes: int = 1
+    strategy: str = "auto"  # "ddp" for several devices or nodes (see README: multi-GPU and clusters)
     precision: str = "32-true"  # "bf16-mixed" on a GPU
     seed: int = 42
     num_workers: int = 0

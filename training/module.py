@@ -96,8 +96,9 @@ class SignalsModule(L.LightningModule):
     def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
         elapsed = time.perf_counter() - self._t0
         if elapsed > 0:
+            # This process's own throughput; under DDP the total is about world_size times it.
             self.log("events_per_s", self._events / elapsed, prog_bar=True, on_step=True, on_epoch=True,
-                     batch_size=1, sync_dist=False)
+                     batch_size=1, rank_zero_only=True)
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         out = self.shared_step(batch)
@@ -120,11 +121,12 @@ class SignalsModule(L.LightningModule):
                                   ("next", self.val_next_mrr, "val_next_mrr_at_20")):
             if self._seen[key]:
                 value = metric.compute()
-                self.log(name, value, prog_bar=True)
+                self.log(name, value, prog_bar=True, sync_dist=True)
                 scores.append(value)
             metric.reset()
             self._seen[key] = 0
-        self.log("val_score", torch.stack(scores).mean() if scores else torch.tensor(0.0), prog_bar=True)
+        self.log("val_score", torch.stack(scores).mean() if scores else torch.tensor(0.0), prog_bar=True,
+                 sync_dist=True)
 
     def configure_optimizers(self):
         return torch.optim.AdamW(self.parameters(), lr=self.tc.lr, weight_decay=self.tc.weight_decay)

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import lightning as L
@@ -22,17 +24,28 @@ from training.comparison import Comparison
 from training.config import TrainConfig
 from training.config_io import flatten, to_dict
 from training.dataset_source import DatasetSource, prepare_dataset
-from training.labels import TEST, TRAIN, VAL, Labels, make_labels, naive_utc, split_dates
+from training.labels import TEST, TRAIN, VAL, Labels, SplitDates, make_labels, naive_utc, split_dates
 from training.module import SignalsModule
+from training.rank_report import RankReport
 from training.predict import predict
 from training.windows import WindowDataset, build_split, collate
 
 log = logging.getLogger(__name__)
 
 
-def train(cfg: TrainConfig, callbacks: list | None = None) -> dict:
-    """Train, evaluate beside baselines, track and register; returns metrics per method and the registration."""
-    L.seed_everything(cfg.train.seed, workers=True)
+@dataclass
+class Prepared:
+    """Everything a run derives from the data before training: split, labels, encoder, datasets."""
+    source: DatasetSource
+    dates: SplitDates
+    labels: Labels
+    train_window: pd.DataFrame
+    encoder: EventEncoder
+    datasets: dict[int, WindowDataset]
+    model_cfg: ModelConfig
+
+
+def prepare(cfg: TrainConfig) -> Prepared:
     source = prepare_dataset(cfg.data)
     dates = split_dates(source.events, cfg.split, source.test_start)
     labels = make_labels(source.events, dates, cfg.labels)
@@ -43,59 +56,83 @@ def train(cfg: TrainConfig, callbacks: list | None = None) -> dict:
     datasets = {s: WindowDataset(build_split(labels, encoded, s, window), window) for s in (TRAIN, VAL, TEST)}
     log.info("split %s; windows train %d, val %d, test %d; catalogue %d products",
              dates.to_dict(), *(len(datasets[s]) for s in (TRAIN, VAL, TEST)), len(encoder.products))
-
     model_cfg = ModelConfig(**encoder.sizes(), **to_dict(cfg.model))
+    return Prepared(source, dates, labels, train_window, encoder, datasets, model_cfg)
+
+
+def train(cfg: TrainConfig, callbacks: list | None = None, parent_run_id: str | None = None) -> dict:
+    """Train, evaluate beside baselines, track and register; returns metrics per method and the registration.
+
+    Under DDP every process runs this function; only rank 0 tracks, evaluates and registers.
+    """
+    L.seed_everything(cfg.train.seed, workers=True)
+    p = prepare(cfg)
+    log_q = torch.from_numpy(popularity_log_prob(p.encoder, p.train_window))
+    if not is_global_rank_zero():
+        fit(cfg, p, log_q, logger=False, ckpt_dir=Path(cfg.output_dir) / "ddp" / "checkpoints", callbacks=callbacks)
+        return {}
     uri = tracking.setup(cfg.tracking)
-    with mlflow.start_run(run_name=f"train-{source.name}") as parent:
+    source, dates, labels, encoder = p.source, p.dates, p.labels, p.encoder
+    with mlflow.start_run(run_name=f"train-{source.name}", parent_run_id=parent_run_id,
+                          nested=parent_run_id is not None) as parent:
         mlflow.log_params(flatten(to_dict(cfg)))
         source.log_lineage(dates, labels)
         mlflow.set_tags({"dataset": source.name, "dataset_key": source.dataset_key(dates), "role": "parent"})
         with mlflow.start_run(run_name="model", nested=True) as model_run:
+            run_id = model_run.info.run_id
             mlflow.set_tags({"method": "model", "encoder": cfg.model.encoder, "dataset": source.name})
             mlflow.log_params(flatten(to_dict(cfg)))
-            log_q = torch.from_numpy(np.asarray(popularity_log_prob(encoder, train_window)))
-            module, best_val = fit(cfg, model_cfg, datasets, uri, model_run.info.run_id, callbacks, log_q)
+            logger = MLFlowLogger(experiment_name=cfg.tracking.experiment, tracking_uri=uri, run_id=run_id)
+            ckpt_dir = Path(cfg.output_dir) / ("ddp" if cfg.train.devices * cfg.train.num_nodes > 1 else run_id) / "checkpoints"
+            module, best_val = fit(cfg, p, log_q, logger, ckpt_dir, callbacks)
             model = module.model.cpu().eval()
-            predictions = predict(model, datasets[TEST])
+            predictions = predict(model, p.datasets[TEST])
             comparison = Comparison(labels, encoder, cfg, source)
             model_metrics = comparison.add_model(predictions)
             mlflow.log_metrics({f"test_{k}": v for k, v in model_metrics.items()})
             with tempfile.TemporaryDirectory() as tmp:
-                meta = bundle_meta(labels, encoder, train_window, cfg, source, dates, model_metrics)
+                meta = bundle_meta(labels, encoder, p.train_window, cfg, source, dates, model_metrics)
                 save_bundle(Path(tmp) / "bundle", model, encoder, meta)
                 mlflow.log_artifacts(str(Path(tmp) / "bundle"), tracking.BUNDLE_ARTIFACT)
         results = {"model": model_metrics, **comparison.run_baselines_and_oracle()}
         comparison.log_to_parent(parent.info.run_id)
         registration = None
         if cfg.tracking.register:
-            registration = tracking.register(model_run.info.run_id, cfg.tracking.model_name,
-                                             source.dataset_key(dates), model_metrics, cfg.tracking.promote)
+            registration = tracking.register(run_id, cfg.tracking.model_name, source.dataset_key(dates),
+                                             model_metrics, cfg.tracking.promote)
             mlflow.set_tags({f"registered_{k}": str(v) for k, v in registration.items()})
     print(comparison.table())
-    return {"metrics": results, "registration": registration, "best_val": best_val, "parent_run_id": parent.info.run_id,
-            "model_run_id": model_run.info.run_id, "tracking_uri": uri}
+    return {"metrics": results, "registration": registration, "best_val": best_val,
+            "parent_run_id": parent.info.run_id, "model_run_id": run_id, "tracking_uri": uri}
 
 
-def fit(cfg: TrainConfig, model_cfg: ModelConfig, datasets: dict[int, WindowDataset], uri: str, run_id: str,
-        callbacks: list | None, log_q: torch.Tensor) -> tuple[SignalsModule, float]:
+def is_global_rank_zero() -> bool:
+    """True in a single process and in rank 0 of DDP (Lightning's launcher, torchrun or SLURM set these)."""
+    return all(int(os.environ.get(k, "0")) == 0 for k in ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID"))
+
+
+def fit(cfg: TrainConfig, p: Prepared, log_q: torch.Tensor, logger, ckpt_dir: Path,
+        callbacks: list | None) -> tuple[SignalsModule, float]:
     """Fit with early stopping; returns the module at its best validation epoch and that epoch's score."""
     tc = cfg.train
-    module = SignalsModule(model_cfg.to_dict(), to_dict(tc), log_q)
+    module = SignalsModule(p.model_cfg.to_dict(), to_dict(tc), log_q)
     gen = torch.Generator().manual_seed(tc.seed)
     loader_args = dict(batch_size=tc.batch_size, collate_fn=collate, num_workers=tc.num_workers,
                        pin_memory=tc.accelerator == "gpu", persistent_workers=tc.num_workers > 0)
-    train_loader = DataLoader(datasets[TRAIN], shuffle=True, generator=gen, drop_last=False, **loader_args)
-    val_loader = DataLoader(datasets[VAL], **loader_args)
-    ckpt_dir = Path(cfg.output_dir) / run_id / "checkpoints"
+    # Under DDP Lightning swaps in a DistributedSampler: each rank reads its own shard of the windows.
+    train_loader = DataLoader(p.datasets[TRAIN], shuffle=True, generator=gen, **loader_args)
+    val_loader = DataLoader(p.datasets[VAL], **loader_args)
     checkpoint = ModelCheckpoint(dirpath=ckpt_dir, monitor=tc.monitor, mode=monitor_mode(tc.monitor), save_top_k=1)
     trainer = L.Trainer(
         max_epochs=tc.max_epochs,
         accelerator=tc.accelerator,
         devices=tc.devices,
+        num_nodes=tc.num_nodes,
+        strategy=tc.strategy,
         precision=tc.precision,
-        logger=MLFlowLogger(experiment_name=cfg.tracking.experiment, tracking_uri=uri, run_id=run_id),
+        logger=logger,
         callbacks=[EarlyStopping(monitor=tc.monitor, mode=monitor_mode(tc.monitor), patience=tc.patience),
-                   checkpoint, *(callbacks or [])],
+                   checkpoint, RankReport(ckpt_dir.parent), *(callbacks or [])],
         enable_progress_bar=tc.progress_bar,
         limit_train_batches=tc.limit_train_batches,
         deterministic=True,
@@ -104,11 +141,11 @@ def fit(cfg: TrainConfig, model_cfg: ModelConfig, datasets: dict[int, WindowData
         enable_model_summary=False,
     )
     trainer.fit(module, train_loader, val_loader)
-    if checkpoint.best_model_path:
+    best = float(checkpoint.best_model_score) if checkpoint.best_model_score is not None else float("nan")
+    if checkpoint.best_model_path and trainer.is_global_zero:
         state = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)["state_dict"]
         module.load_state_dict(state)
-        log.info("restored best epoch (%s = %.4f)", tc.monitor, float(checkpoint.best_model_score))
-    best = float(checkpoint.best_model_score) if checkpoint.best_model_score is not None else float("nan")
+        log.info("restored best epoch (%s = %.4f)", tc.monitor, best)
     return module, best
 
 

@@ -20,7 +20,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="YAML config file (sections: data, split, labels, model, train, baselines, tracking)")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. train.max_epochs=3")
     p.add_argument("--accelerator", help="cpu or gpu (gpu also switches to bf16 mixed precision)")
-    p.add_argument("--devices", type=int, help="number of devices")
+    p.add_argument("--devices", type=int, help="devices per node (GPUs, or CPU processes with --strategy ddp)")
+    p.add_argument("--num-nodes", type=int, help="machines taking part (DDP across nodes; see README)")
+    p.add_argument("--strategy", help="Lightning strategy, e.g. ddp (one process per device, sharded data)")
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlruns/mlflow.db)")
 
 
@@ -36,10 +38,16 @@ def run(args: argparse.Namespace) -> int:
             overrides.append("train.precision=bf16-mixed")
     if args.devices:
         overrides.append(f"train.devices={args.devices}")
+    if args.num_nodes:
+        overrides.append(f"train.num_nodes={args.num_nodes}")
+    if args.strategy:
+        overrides.append(f"train.strategy={args.strategy}")
     if args.tracking_uri:
         overrides.append(f"tracking.uri={args.tracking_uri}")
     cfg = load_config(TrainConfig, args.config, overrides)
     result = train(cfg)
+    if not result:  # a non-zero DDP rank: rank 0 reports
+        return 0
     reg = result["registration"]
     if reg:
         print(f"registered {reg['model_name']} v{reg['version']} ({'champion' if reg['champion'] else 'challenger'}): {reg['reason']}")

@@ -1,0 +1,39 @@
+"""A real two-process DDP training on CPU (gloo): both ranks train their shard, one model is registered."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+from tests.factories import random_events
+
+pytestmark = pytest.mark.e2e
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_two_process_ddp_trains_on_both_ranks_and_registers_once(tmp_path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    random_events(n_users=80, days=30).to_parquet(data / "events.parquet", index=False)
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    cmd = [sys.executable, "-m", "training.cli", "train", f"data.path={data}", "split.val_days=5",
+           "split.test_days=5", "labels.churn_horizon_days=5", "labels.churn_lookback_days=10",
+           "train.max_epochs=1", "train.progress_bar=false", "model.d_model=16", "baselines.enabled=false",
+           f"tracking.uri={uri}", f"output_dir={tmp_path}/out", "--strategy", "ddp", "--devices", "2"]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "MLFLOW_DISABLE_TELEMETRY": "true"}
+    done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    reports = [json.loads(p.read_text()) for p in sorted((tmp_path / "out" / "ddp").glob("rank-*.json"))]
+    assert [r["global_rank"] for r in reports] == [0, 1]
+    assert all(r["world_size"] == 2 and r["train_batches"] > 0 for r in reports)
+
+    client = MlflowClient(tracking_uri=uri)
+    versions = client.search_model_versions("name='session-signals'")
+    assert len(versions) == 1
+    assert client.get_run(versions[0].run_id).data.params["train.strategy"] == "ddp"
