@@ -10,6 +10,64 @@ import nbformat
 
 HERE = Path(__file__).parent
 
+EXPLORE_EVENTS = [
+    ("md", "# Explore events: funnel, sessions, conversion, and the simulator beside real shops\n\n"
+           "Loads the shipped REES46 sample with `signals load`'s loader, simulates a small shop with the "
+           "embedded simulator, and puts them side by side (plus the real samples in `../shared/datasets` "
+           "when present): funnel counts, session lengths, conversion and cart-abandonment rates, top "
+           "categories and brands."),
+    ("code", "import os, tempfile\nfrom pathlib import Path\n\nimport matplotlib.pyplot as plt\nimport pandas as pd\n\n"
+             "from training.loaders import load_events, read_events\n"
+             "from training.simulator import load_simulator_config, simulate\n"
+             "from training.simulator.calibration import markdown_table, session_stats\n\n"
+             "ROOT = Path.cwd().parent if Path.cwd().name == 'notebooks' else Path.cwd()\n"
+             "work = Path(tempfile.mkdtemp())\n"
+             "SIM_EVENTS = int(os.environ.get('NOTEBOOK_SIM_EVENTS', 60000))"),
+    ("code", "datasets = {}\n"
+             "report = load_events('rees46', [ROOT / 'data/samples/rees46-2019-Oct-head.csv'], work / 'rees46')\n"
+             "datasets['REES46 sample'] = read_events(work / 'rees46')\n"
+             "taobao = ROOT.parent / 'shared/datasets/taobao/UserBehavior-even-users.csv'\n"
+             "if taobao.is_file():\n"
+             "    load_events('taobao', [taobao], work / 'taobao')\n"
+             "    datasets['Taobao (even users)'] = read_events(work / 'taobao')\n"
+             "simulate(load_simulator_config(None, ['seed=1']), work / 'sim', target_events=SIM_EVENTS)\n"
+             "datasets['simulated (defaults)'] = read_events(work / 'sim')\n"
+             "{name: len(df) for name, df in datasets.items()}"),
+    ("md", "## Funnel: how often each event type occurs"),
+    ("code", "funnel = pd.DataFrame({name: df['event_type'].value_counts(normalize=True) for name, df in datasets.items()}).fillna(0)\n"
+             "ax = funnel.loc[[t for t in ['view', 'cart', 'remove_from_cart', 'purchase'] if t in funnel.index]].plot.bar(logy=True, figsize=(7, 3.5))\n"
+             "ax.set_ylabel('share of events (log)'); ax.set_title('event-type mix')\n"
+             "funnel.round(4)"),
+    ("md", "## Sessions: length, conversion and cart abandonment"),
+    ("code", "def per_session(df):\n"
+             "    g = df.groupby('session_id')['event_type']\n"
+             "    return pd.DataFrame({'events': g.size(), 'purchase': g.apply(lambda s: (s == 'purchase').any()),\n"
+             "                         'cart': g.apply(lambda s: (s == 'cart').any())})\n\n"
+             "sessions = {name: per_session(df) for name, df in datasets.items()}\n"
+             "fig, ax = plt.subplots(figsize=(7, 3.5))\n"
+             "for name, s in sessions.items():\n"
+             "    s['events'].clip(upper=30).plot.hist(bins=30, density=True, histtype='step', ax=ax, label=name)\n"
+             "ax.set_xlabel('events per session (clipped at 30)'); ax.legend()\n"
+             "pd.DataFrame({name: {'sessions': len(s), 'mean events': s['events'].mean(),\n"
+             "                     'conversion rate': s['purchase'].mean(),\n"
+             "                     'cart abandonment': 1 - s.loc[s['cart'], 'purchase'].mean() if s['cart'].any() else float('nan')}\n"
+             "              for name, s in sessions.items()}).round(3)"),
+    ("md", "## Top categories and brands"),
+    ("code", "fig, axes = plt.subplots(len(datasets), 2, figsize=(11, 3 * len(datasets)), squeeze=False)\n"
+             "for row, (name, df) in zip(axes, datasets.items()):\n"
+             "    for ax, col in zip(row, ['category', 'brand']):\n"
+             "        top = df[col].value_counts().head(10)\n"
+             "        if len(top):\n"
+             "            top[::-1].plot.barh(ax=ax)\n"
+             "        ax.set_title(f'{name}: top {col}s')\n"
+             "fig.tight_layout()"),
+    ("md", "## The simulator's defaults beside the real samples\n\nThe statistics the simulator is "
+           "calibrated on (`python -m training.simulator.calibration` prints the full table)."),
+    ("code", "from IPython.display import Markdown\n"
+             "figures = {name: session_stats(df.sort_values(['user_id', 'ts'])) for name, df in datasets.items()}\n"
+             "Markdown(markdown_table(figures))"),
+]
+
 COMPARE_RUNS = [
     ("md", "# Compare runs: the model beside its baselines\n\n"
            "Pulls every training run from MLflow (the embedded store by default, or `MLFLOW_TRACKING_URI`) and "
@@ -66,4 +124,5 @@ def write(cells: list[tuple[str, str]], name: str) -> None:
 
 
 if __name__ == "__main__":
+    write(EXPLORE_EVENTS, "01-explore-events.ipynb")
     write(COMPARE_RUNS, "02-compare-runs.ipynb")

@@ -53,8 +53,9 @@ class DatasetSource:
                            **{f"lineage.{k}": v for k, v in {**counts, **dates.to_dict()}.items()}})
 
 
-def prepare_dataset(cfg: DataConfig) -> DatasetSource:
-    path = Path(cfg.path) if cfg.path else simulated_dataset(cfg.simulate_events, cfg.simulate_seed)
+def prepare_dataset(cfg: DataConfig, churn_horizon_days: float = 7.0) -> DatasetSource:
+    """The run's events; simulated data gets its churn oracle at the run's churn horizon."""
+    path = Path(cfg.path) if cfg.path else simulated_dataset(cfg.simulate_events, cfg.simulate_seed, churn_horizon_days)
     events = read_events_folder(path)
     name = cfg.name or path.name
     sha = file_sha256(path / EVENTS_FILE)
@@ -77,14 +78,16 @@ def read_events_folder(path: Path) -> pd.DataFrame:
     return pd.read_parquet(file)
 
 
-def simulated_dataset(n_events: int, seed: int) -> Path:
-    """The embedded default data: simulated once per (size, seed) and reused."""
-    out = GENERATED / f"sim-{n_events}-seed{seed}"
+def simulated_dataset(n_events: int, seed: int, churn_horizon_days: float) -> Path:
+    """The embedded default data: simulated once per (size, seed, horizon) and reused."""
+    horizon = int(round(churn_horizon_days))
+    out = GENERATED / f"sim-{n_events}-seed{seed}-h{horizon}"
     if not (out / EVENTS_FILE).is_file():
-        from training.simulator import simulate_dataset
+        from training.simulator import load_simulator_config, simulate
 
         log.info("simulating %d events (seed %d) into %s", n_events, seed, out)
-        simulate_dataset(n_events=n_events, seed=seed, out_dir=out)
+        config = load_simulator_config(None, [f"seed={seed}", f"oracle.churn_horizon_days={max(horizon, 1)}"])
+        simulate(config, out, target_events=n_events, progress=True)
     return out
 
 

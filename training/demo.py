@@ -42,7 +42,7 @@ def main() -> int:
     from serving.process import start_server, stop_server, wait_until_ready
     from training.dataset_source import prepare_dataset
 
-    request = sample_request(prepare_dataset(cfg.data).events)
+    request = sample_request(prepare_dataset(cfg.data, cfg.labels.churn_horizon_days).events)
     # Serve the version just trained (the challenger); production serves the champion by default.
     server = start_server(PORT, {"MLFLOW_TRACKING_URI": result["tracking_uri"], "SIGNALS_MODEL_ALIAS": "challenger"})
     try:

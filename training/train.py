@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import MLFlowLogger
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, IterableDataset
 
 from models.bundle import save_bundle
 from models.encoding import EventEncoder
@@ -25,6 +25,7 @@ from training.config import TrainConfig
 from training.config_io import flatten, to_dict
 from training.dataset_source import DatasetSource, prepare_dataset
 from training.labels import TEST, TRAIN, VAL, Labels, SplitDates, make_labels, naive_utc, split_dates
+from training.memory_check import check_memory
 from training.module import SignalsModule
 from training.rank_report import RankReport
 from training.predict import predict
@@ -46,7 +47,15 @@ class Prepared:
 
 
 def prepare(cfg: TrainConfig) -> Prepared:
-    source = prepare_dataset(cfg.data)
+    """In memory; or, with data.streaming, out of core: then `labels` and `train_window` are None and the
+    datasets are `training.streaming.StreamingWindows` (see `training.streaming.train_streaming`)."""
+    if cfg.data.streaming:
+        from training.streaming.prepare import prepare_streaming
+
+        s = prepare_streaming(cfg)
+        model_cfg = ModelConfig(**s.encoder.sizes(), **to_dict(cfg.model))
+        return Prepared(s.source, s.dates, None, None, s.encoder, s.datasets, model_cfg)
+    source = prepare_dataset(cfg.data, cfg.labels.churn_horizon_days)
     dates = split_dates(source.events, cfg.split, source.test_start)
     labels = make_labels(source.events, dates, cfg.labels)
     train_window = labels.events[naive_utc(labels.events["ts"]) < np.datetime64(dates.val_start.tz_localize(None), "us")]
@@ -115,12 +124,17 @@ def fit(cfg: TrainConfig, p: Prepared, log_q: torch.Tensor, logger, ckpt_dir: Pa
         callbacks: list | None) -> tuple[SignalsModule, float]:
     """Fit with early stopping; returns the module at its best validation epoch and that epoch's score."""
     tc = cfg.train
+    check_memory(p.model_cfg, tc)  # a clear error now rather than an out-of-memory crash mid-epoch
     module = SignalsModule(p.model_cfg.to_dict(), to_dict(tc), log_q)
     gen = torch.Generator().manual_seed(tc.seed)
     loader_args = dict(batch_size=tc.batch_size, collate_fn=collate, num_workers=tc.num_workers,
                        pin_memory=tc.accelerator == "gpu", persistent_workers=tc.num_workers > 0)
-    # Under DDP Lightning swaps in a DistributedSampler: each rank reads its own shard of the windows.
-    train_loader = DataLoader(p.datasets[TRAIN], shuffle=True, generator=gen, **loader_args)
+    if isinstance(p.datasets[TRAIN], IterableDataset):
+        # Streaming: the dataset shards partitions over ranks and workers and shuffles them itself.
+        train_loader = DataLoader(p.datasets[TRAIN], **loader_args)
+    else:
+        # Under DDP Lightning swaps in a DistributedSampler: each rank reads its own shard of the windows.
+        train_loader = DataLoader(p.datasets[TRAIN], shuffle=True, generator=gen, **loader_args)
     val_loader = DataLoader(p.datasets[VAL], **loader_args)
     checkpoint = ModelCheckpoint(dirpath=ckpt_dir, monitor=tc.monitor, mode=monitor_mode(tc.monitor), save_top_k=1)
     trainer = L.Trainer(
