@@ -17,11 +17,11 @@ def full_softmax_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tenso
     return F.cross_entropy(logits.float(), target)
 
 
-def sampled_softmax_loss(query: torch.Tensor, table: torch.Tensor, bias: torch.Tensor, target: torch.Tensor,
+def sampled_softmax_loss(pos_scores: torch.Tensor, neg_scores: torch.Tensor, target: torch.Tensor,
                          negatives: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
-    """query (N, D), table (P, D), bias (P,), target (N,), negatives (S,), log_q (P,) -> scalar."""
-    pos = (query * table[target]).sum(-1) + bias[target] - log_q[target]  # (N,)
-    neg = query @ table[negatives].T + bias[negatives] - log_q[negatives]  # (N, S)
+    """pos_scores (N,) of the true products, neg_scores (N, S) of the shared negatives (S,), log_q (P,) -> scalar."""
+    pos = pos_scores - log_q[target]  # (N,)
+    neg = neg_scores - log_q[negatives]  # (N, S)
     # A sampled "negative" that is the row's own target is not a negative (accidental hit).
     neg = neg.masked_fill(negatives.unsqueeze(0) == target.unsqueeze(1), float("-inf"))
     logits = torch.cat([pos.unsqueeze(1), neg], dim=1).float()  # (N, 1 + S)

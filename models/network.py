@@ -29,6 +29,7 @@ class ModelConfig:
     n_heads: int = 4
     dropout: float = 0.1
     max_len: int = 50
+    history: int = 8  # the last K products a position has seen get a learned, recency-weighted score bonus
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -78,9 +79,15 @@ class SessionSignalsModel(nn.Module):
         self.intent_head = nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.Linear(d, 1))
         # Churn is asked at a moment in time, so the head also sees how long the user has been away.
         self.churn_head = nn.Sequential(nn.Linear(d + 1, d), nn.GELU(), nn.Linear(d, 1))
-        # Next product: a query vector scored against the (tied) product embedding table.
+        # Next product: a query vector scored against the tied product table. A product's output vector
+        # also carries its category's and brand's embeddings, so rarely seen products borrow strength
+        # from their category (set_catalogue fills the maps; they travel in the weights file).
         self.product_query = nn.Linear(d, d)
         self.product_bias = nn.Parameter(torch.zeros(cfg.n_products))
+        self.register_buffer("product_category", torch.ones(cfg.n_products, dtype=torch.long))
+        self.register_buffer("product_brand", torch.ones(cfg.n_products, dtype=torch.long))
+        # Shoppers come back to what they just looked at: a bonus per recency step (0 = current event).
+        self.history_weight = nn.Parameter(torch.zeros(cfg.history))
         self.category_head = nn.Linear(d, cfg.n_categories)
         self.brand_head = nn.Linear(d, cfg.n_brands)
 
@@ -104,14 +111,48 @@ class SessionSignalsModel(nn.Module):
         """(N, D), (N,) log1p(days away) -> (N,): logit that the user makes no purchase within the horizon."""
         return self.churn_head(torch.cat([h, gap.unsqueeze(-1).to(h.dtype)], dim=-1)).squeeze(-1)
 
+    def set_catalogue(self, product_category: torch.Tensor, product_brand: torch.Tensor) -> None:
+        """(P,) category and brand id of each product id, from the encoder."""
+        self.product_category.copy_(product_category)
+        self.product_brand.copy_(product_brand)
+
+    def product_table(self, ids: torch.Tensor | None = None) -> torch.Tensor:
+        """Output vectors of products `ids` (all when None): (P', D) = product + its category + its brand."""
+        ids = torch.arange(self.cfg.n_products, device=self.product_bias.device) if ids is None else ids
+        e = self.embed
+        return (e.product(ids) + e.others["category"](self.product_category[ids])
+                + e.others["brand"](self.product_brand[ids]))
+
     def product_query_vectors(self, h: torch.Tensor) -> torch.Tensor:
         return self.product_query(h)  # (N, D)
 
-    def product_logits(self, h: torch.Tensor) -> torch.Tensor:
-        """(N, D) -> (N, P) scores over the whole catalogue; PAD and UNK can never be recommended."""
-        logits = self.product_query(h) @ self.embed.product.weight.T + self.product_bias  # (N, P)
+    def product_logits(self, h: torch.Tensor, history: torch.Tensor) -> torch.Tensor:
+        """(N, D), (N, K) recent product ids -> (N, P) scores over the whole catalogue.
+
+        PAD and UNK can never be recommended.
+        """
+        logits = self.product_query(h) @ self.product_table().T + self.product_bias  # (N, P)
+        bonus = self.history_weight[: history.shape[1]].to(logits.dtype).expand_as(history) * (history >= N_RESERVED)
+        logits = logits.scatter_add(1, history, bonus)  # (N, P)
         logits[:, :N_RESERVED] = float("-inf")
         return logits
+
+    def score_products(self, query: torch.Tensor, ids: torch.Tensor, history: torch.Tensor) -> torch.Tensor:
+        """Scores of chosen products only: query (N, D), ids (N, M) per row or (M,) shared, history (N, K) -> (N, M)."""
+        if ids.dim() == 1:
+            scores = query @ self.product_table(ids).T  # (N, M)
+            ids = ids.unsqueeze(0).expand(query.shape[0], -1)
+        else:
+            scores = (query.unsqueeze(1) * self.product_table(ids)).sum(-1)  # (N, M)
+        return scores + self.product_bias[ids] + self.history_bonus(history, ids)
+
+    def history_bonus(self, history: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        """(N, K) recent products, (N, M) candidate ids -> (N, M) recency bonus; never builds (N, K, M)."""
+        out = torch.zeros(ids.shape, device=ids.device)
+        for k in range(history.shape[1]):
+            recent = history[:, k:k + 1]  # (N, 1)
+            out = out + self.history_weight[k] * ((recent == ids) & (recent >= N_RESERVED))
+        return out
 
     def category_logits(self, h: torch.Tensor) -> torch.Tensor:
         return self.category_head(h)  # (N, C)
@@ -123,3 +164,9 @@ class SessionSignalsModel(nn.Module):
 def feature_batch(features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Pick the model's input features out of a batch dict that may carry labels too."""
     return {name: features[name] for name in FEATURES}
+
+
+def recent_products(product: torch.Tensor, k: int) -> torch.Tensor:
+    """(B, L) product ids -> (B, L, K): at each position, the products of events t, t-1, ..., t-K+1 (PAD before the window)."""
+    padded = torch.nn.functional.pad(product, (k - 1, 0))  # (B, L + K - 1)
+    return padded.unfold(1, k, 1).flip(-1)  # (B, L, K)

@@ -15,7 +15,7 @@ import torch
 
 from models.bundle import load_bundle
 from models.encoding import FEATURES, EventEncoder, churn_gap_feature
-from models.network import SessionSignalsModel
+from models.network import SessionSignalsModel, recent_products
 
 
 @dataclass
@@ -64,13 +64,15 @@ class SignalPredictor:
                 for name in FEATURES:
                     batch[name][row, : lengths[row]] = torch.from_numpy(encoded[i][name])
             h = self.model.encode(batch)  # (b, L, D)
-            last = h[torch.arange(len(present)), torch.from_numpy(lengths - 1)]  # (b, D)
+            rows, last_pos = torch.arange(len(present)), torch.from_numpy(lengths - 1)
+            last = h[rows, last_pos]  # (b, D)
+            history = recent_products(batch["product"], self.model.cfg.history)[rows, last_pos]  # (b, K)
             last_ts = np.array([timelines[i]["ts"].max().value / 1e9 for i in present])  # ns -> s
             now = np.array([pd.Timestamp(as_of[i]).value / 1e9 for i in present])
             gap = torch.from_numpy(churn_gap_feature(now - last_ts))
             intent[present] = torch.sigmoid(self.model.intent_logit(last)).double().numpy()
             churn[present] = torch.sigmoid(self.model.churn_logit(last, gap)).double().numpy()
-            products[present] = torch.log_softmax(self.model.product_logits(last), dim=-1).numpy()
+            products[present] = torch.log_softmax(self.model.product_logits(last, history), dim=-1).numpy()
             categories[present] = torch.softmax(self.model.category_logits(last), dim=-1).numpy()
             brands[present] = torch.softmax(self.model.brand_logits(last), dim=-1).numpy()
         assert products.shape == (B, n_products)

@@ -28,13 +28,13 @@ def rank_metrics(ranks: torch.Tensor, k: int = 20) -> dict[str, float]:
     }
 
 
-def chunked_ranks(scores_fn, query: torch.Tensor, target: torch.Tensor, n_items: int,
+def chunked_ranks(scores_fn, query: torch.Tensor, history: torch.Tensor, target: torch.Tensor, n_items: int,
                   max_cells: int = 1 << 25) -> torch.Tensor:
     """Ranks for (N, D) queries without holding (N x catalogue) scores at once: rows in chunks.
 
-    `scores_fn` maps a (n, D) chunk of queries to its (n, P) scores. At 1,000,000 products a chunk
-    is 33 rows (about 130 MB of float32 scores).
+    `scores_fn(query_chunk (n, D), history_chunk (n, K))` returns the chunk's (n, P) scores. At
+    1,000,000 products a chunk is 33 rows (about 130 MB of float32 scores).
     """
     rows = max(1, max_cells // max(n_items, 1))
-    return torch.cat([pessimistic_rank(scores_fn(query[i:i + rows]), target[i:i + rows])
+    return torch.cat([pessimistic_rank(scores_fn(query[i:i + rows], history[i:i + rows]), target[i:i + rows])
                       for i in range(0, len(query), rows)]) if len(query) else target.new_zeros(0)

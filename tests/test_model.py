@@ -20,6 +20,9 @@ def make_model(encoder_kind: str) -> tuple[SessionSignalsModel, EventEncoder, pd
     encoder = EventEncoder.fit(events)
     model = SessionSignalsModel(ModelConfig(**encoder.sizes(), encoder=encoder_kind, d_model=16, n_layers=2,
                                             n_heads=2, max_len=12, dropout=0.0)).eval()
+    model.set_catalogue(torch.from_numpy(encoder.product_category), torch.from_numpy(encoder.product_brand))
+    with torch.no_grad():
+        model.history_weight.fill_(0.5)  # non-zero, so the round trip covers it
     return model, encoder, events
 
 
@@ -82,3 +85,21 @@ def test_timeline_keeps_the_latest_events_in_time_order() -> None:
     b = encoder.encode(user.tail(model.cfg.max_len).assign(user_id="u"))
     for name in FEATURES:
         np.testing.assert_array_equal(a[name], b[name])
+
+
+def test_scores_of_chosen_products_equal_the_full_catalogue_scores() -> None:
+    from models.network import recent_products
+
+    model, encoder, events = make_model("gru")
+    x = window(encoder, events, 12)
+    with torch.no_grad():
+        h = model.encode(x)[0]  # (L, D)
+        history = recent_products(x["product"], model.cfg.history)[0]  # (L, K)
+        full = model.product_logits(h, history)  # (L, P)
+        ids = torch.arange(2, len(encoder.products))
+        chosen = model.score_products(model.product_query_vectors(h), ids, history)
+        per_row = model.score_products(model.product_query_vectors(h), x["product"][0].unsqueeze(1), history)
+    torch.testing.assert_close(chosen, full[:, 2:])
+    torch.testing.assert_close(per_row.squeeze(1), full.gather(1, x["product"][0].unsqueeze(1)).squeeze(1))
+    # the current product gets the recency bonus
+    assert (history[:, 0] == x["product"][0]).all()

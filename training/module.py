@@ -10,7 +10,7 @@ from torchmetrics import MeanMetric
 from torchmetrics.classification import BinaryAveragePrecision
 
 from models.losses import full_softmax_loss, sample_negatives, sampled_softmax_loss
-from models.network import ModelConfig, SessionSignalsModel, feature_batch
+from models.network import ModelConfig, SessionSignalsModel, feature_batch, recent_products
 from models.ranking import chunked_ranks
 from training.config import TrainSection
 
@@ -55,16 +55,18 @@ class SignalsModule(L.LightningModule):
         next_mask = batch["next_product"] >= 2  # known product (not PAD/UNK): unseen targets are dropped
         if next_mask.any():
             hn = h[next_mask]  # (N, D)
+            history = recent_products(batch["product"], self.model.cfg.history)[next_mask]  # (N, K)
             target = batch["next_product"][next_mask]
             if self.tc.next_loss == "sampled":
                 negatives = sample_negatives(self.log_q, self.tc.n_negatives)  # (S,)
-                losses["next"] = sampled_softmax_loss(self.model.product_query_vectors(hn),
-                                                      self.model.embed.product.weight, self.model.product_bias,
-                                                      target, negatives, self.log_q)
+                q = self.model.product_query_vectors(hn)
+                pos = self.model.score_products(q, target.unsqueeze(1), history).squeeze(1)  # (N,)
+                neg = self.model.score_products(q, negatives, history)  # (N, S)
+                losses["next"] = sampled_softmax_loss(pos, neg, target, negatives, self.log_q)
             else:
-                losses["next"] = full_softmax_loss(self.model.product_logits(hn), target)  # (N, P) logits
+                losses["next"] = full_softmax_loss(self.model.product_logits(hn, history), target)  # (N, P) logits
             if not self.training:
-                out["next_rank"] = chunked_ranks(self.model.product_logits, hn.detach(), target,
+                out["next_rank"] = chunked_ranks(self.model.product_logits, hn.detach(), history, target,
                                                  self.model.cfg.n_products)
             affinity = F.cross_entropy(self.model.category_logits(hn).float(), batch["next_category"][next_mask])
             affinity = affinity + F.cross_entropy(self.model.brand_logits(hn).float(), batch["next_brand"][next_mask])

@@ -8,7 +8,7 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader
 
-from models.network import SessionSignalsModel, feature_batch
+from models.network import SessionSignalsModel, feature_batch, recent_products
 from models.ranking import chunked_ranks
 from training.windows import WindowDataset, collate
 
@@ -36,7 +36,8 @@ def predict(model: SessionSignalsModel, dataset: WindowDataset, batch_size: int 
         mask = batch["next_product"] >= 2
         if mask.any():
             next_rows.append(batch["event_row"][mask])
-            next_ranks.append(chunked_ranks(model.product_logits, h[mask], batch["next_product"][mask],
+            history = recent_products(batch["product"], model.cfg.history)[mask]  # (N, K)
+            next_ranks.append(chunked_ranks(model.product_logits, h[mask], history, batch["next_product"][mask],
                                             model.cfg.n_products))
 
     def series(keys: list[torch.Tensor], values: list[torch.Tensor]) -> pd.Series:

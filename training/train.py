@@ -126,6 +126,7 @@ def fit(cfg: TrainConfig, p: Prepared, log_q: torch.Tensor, logger, ckpt_dir: Pa
     tc = cfg.train
     check_memory(p.model_cfg, tc)  # a clear error now rather than an out-of-memory crash mid-epoch
     module = SignalsModule(p.model_cfg.to_dict(), to_dict(tc), log_q)
+    module.model.set_catalogue(torch.from_numpy(p.encoder.product_category), torch.from_numpy(p.encoder.product_brand))
     gen = torch.Generator().manual_seed(tc.seed)
     loader_args = dict(batch_size=tc.batch_size, collate_fn=collate, num_workers=tc.num_workers,
                        pin_memory=tc.accelerator == "gpu", persistent_workers=tc.num_workers > 0)

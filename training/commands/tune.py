@@ -1,0 +1,70 @@
+"""Tune hyper-parameters with Optuna: TPE sampling over the config's search space, poor trials pruned at
+a validation epoch, every trial a nested MLflow run under the study's run; then the best config is
+retrained with baselines, registered as session-signals@challenger and promoted by the champion rule.
+
+Config: the TrainConfig sections (the base config of every trial) plus a `tune:` section with
+search_space, metric, direction, sampler, pruner (see configs/tune-default.yaml); unknown keys are
+errors. With no config it tunes the default model on the embedded simulated data.
+
+--trials N is the number of finished (complete or pruned) trials the study should hold. Workers on the
+same --storage and --study share the study and each stops when it is reached; a killed run resumes
+when started again (its interrupted trial is failed and re-queued after tune.grace_period seconds).
+
+examples:
+  signals tune --trials 20
+  signals tune --config configs/tune-default.yaml --trials 50 data.path=data/loaded/rees46
+  # several workers, one study (run on each machine; one of them without --no-retrain, or rerun at the end):
+  signals tune --storage postgresql://optuna:secret@db:5432/optuna --study rees46-v1 --trials 100 --no-retrain
+  optuna-dashboard sqlite:///mlruns/optuna.db
+"""
+from __future__ import annotations
+
+import argparse
+
+HELP = "tune hyper-parameters with Optuna (pruning, MLflow runs per trial, shared studies), register the best"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="YAML config: TrainConfig sections plus a tune: section (configs/tune-default.yaml)")
+    p.add_argument("overrides", nargs="*", metavar="key=value",
+                   help="config overrides, e.g. train.max_epochs=3 tune.pruner.kind=hyperband")
+    p.add_argument("--trials", type=int, help="finished trials the study should hold (default: tune.trials, 20)")
+    p.add_argument("--storage", help="Optuna storage URL (default: $OPTUNA_STORAGE or sqlite:///mlruns/optuna.db); "
+                                     "postgresql://user:pw@host/db to share a study between machines")
+    p.add_argument("--study", help="study name (default: <dataset>-<hash of search space, objective and base config>)")
+    p.add_argument("--timeout", type=float, help="seconds after which this worker starts no new trial")
+    p.add_argument("--no-retrain", action="store_true",
+                   help="do not retrain/register the best config at the end (for all but one worker)")
+    p.add_argument("--accelerator", help="cpu or gpu (gpu also switches to bf16 mixed precision)")
+    p.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlruns/mlflow.db)")
+
+
+def run(args: argparse.Namespace) -> int:
+    import logging
+
+    from training.config_io import load_config
+    from training.tuning.config import TuneConfig
+    from training.tuning.runner import tune
+
+    overrides = list(args.overrides)
+    if args.accelerator:
+        overrides.append(f"train.accelerator={args.accelerator}")
+        if args.accelerator == "gpu":
+            overrides.append("train.precision=bf16-mixed")
+    cfg = load_config(TuneConfig, args.config, overrides)
+    # Set directly, not as key=value overrides: URLs are not YAML.
+    if args.trials is not None:
+        cfg.tune.trials = args.trials
+    if args.storage:
+        cfg.tune.storage = args.storage
+    if args.study:
+        cfg.tune.study = args.study
+    if args.timeout is not None:
+        cfg.tune.timeout = args.timeout
+    if args.no_retrain:
+        cfg.tune.retrain = False
+    if args.tracking_uri:
+        cfg.tracking.uri = args.tracking_uri
+    verbose = logging.getLogger().isEnabledFor(logging.DEBUG)
+    tune(cfg, verbose=verbose)
+    return 0
