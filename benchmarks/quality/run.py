@@ -1,6 +1,6 @@
 """Quality benchmark: the model beside every baseline, per task, on the same split of each dataset.
 
-    .venv/bin/python benchmarks/quality/run.py [--only NAME ...] [--shared ../shared/datasets]
+    .venv/bin/python benchmarks/quality/run.py [--only NAME ...] [--set key=value ...] [--shared ../shared/datasets]
 
 (a) ~200k simulated events (with the oracle and model/oracle ratios), (b) Taobao even users,
 (c) YooChoose 100k train_full/test, (d) UCI Online Retail I. Each dataset is loaded with `signals load`
@@ -35,7 +35,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", nargs="*", choices=sorted(DATASETS), help="datasets to run (default: all)")
     parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared" / "datasets")
-    parser.add_argument("overrides", nargs="*", metavar="key=value", help="extra config overrides for every run")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="key=value",
+                        help="extra config override for every run (repeatable)")
     args = parser.parse_args()
     signals = [sys.executable, "-m", "training.cli"]
     (HERE / "results").mkdir(exist_ok=True)

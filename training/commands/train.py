@@ -13,17 +13,17 @@ from __future__ import annotations
 
 import argparse
 
+from training.commands.run_options import add_run_options, apply_tracking_uri, run_overrides
+
 HELP = "train, evaluate beside baselines, track in MLflow and register the model"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", help="YAML config file (sections: data, split, labels, model, train, baselines, tracking)")
-    p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. train.max_epochs=3")
-    p.add_argument("--accelerator", help="cpu or gpu (gpu also switches to bf16 mixed precision)")
+    add_run_options(p, "YAML config file (sections: data, split, labels, model, train, baselines, tracking)",
+                    "train.max_epochs=3")
     p.add_argument("--devices", type=int, help="devices per node (GPUs, or CPU processes with --strategy ddp)")
     p.add_argument("--num-nodes", type=int, help="machines taking part (DDP across nodes; see README)")
     p.add_argument("--strategy", help="Lightning strategy, e.g. ddp (one process per device, sharded data)")
-    p.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlruns/mlflow.db)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -31,20 +31,15 @@ def run(args: argparse.Namespace) -> int:
     from training.config_io import load_config
     from training.train import train
 
-    overrides = list(args.overrides)
-    if args.accelerator:
-        overrides.append(f"train.accelerator={args.accelerator}")
-        if args.accelerator == "gpu":
-            overrides.append("train.precision=bf16-mixed")
+    overrides = run_overrides(args)
     if args.devices:
         overrides.append(f"train.devices={args.devices}")
     if args.num_nodes:
         overrides.append(f"train.num_nodes={args.num_nodes}")
     if args.strategy:
         overrides.append(f"train.strategy={args.strategy}")
-    if args.tracking_uri:
-        overrides.append(f"tracking.uri={args.tracking_uri}")
     cfg = load_config(TrainConfig, args.config, overrides)
+    apply_tracking_uri(cfg, args)
     result = train(cfg)
     if not result:  # a non-zero DDP rank: rank 0 reports
         return 0

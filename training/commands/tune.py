@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import argparse
 
+from training.commands.run_options import add_run_options, apply_tracking_uri, run_overrides
+
 HELP = "tune hyper-parameters with Optuna (pruning, MLflow runs per trial, shared studies), register the best"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", help="YAML config: TrainConfig sections plus a tune: section (configs/tune-default.yaml)")
-    p.add_argument("overrides", nargs="*", metavar="key=value",
-                   help="config overrides, e.g. train.max_epochs=3 tune.pruner.kind=hyperband")
+    add_run_options(p, "YAML config: TrainConfig sections plus a tune: section (configs/tune-default.yaml)",
+                    "train.max_epochs=3 tune.pruner.kind=hyperband")
     p.add_argument("--trials", type=int, help="finished trials the study should hold (default: tune.trials, 20)")
     p.add_argument("--storage", help="Optuna storage URL (default: $OPTUNA_STORAGE or sqlite:///mlruns/optuna.db); "
                                      "postgresql://user:pw@host/db to share a study between machines")
@@ -35,8 +36,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--timeout", type=float, help="seconds after which this worker starts no new trial")
     p.add_argument("--no-retrain", action="store_true",
                    help="do not retrain/register the best config at the end (for all but one worker)")
-    p.add_argument("--accelerator", help="cpu or gpu (gpu also switches to bf16 mixed precision)")
-    p.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlruns/mlflow.db)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -46,12 +45,8 @@ def run(args: argparse.Namespace) -> int:
     from training.tuning.config import TuneConfig
     from training.tuning.runner import tune
 
-    overrides = list(args.overrides)
-    if args.accelerator:
-        overrides.append(f"train.accelerator={args.accelerator}")
-        if args.accelerator == "gpu":
-            overrides.append("train.precision=bf16-mixed")
-    cfg = load_config(TuneConfig, args.config, overrides)
+    cfg = load_config(TuneConfig, args.config, run_overrides(args))
+    apply_tracking_uri(cfg, args)
     # Set directly, not as key=value overrides: URLs are not YAML.
     if args.trials is not None:
         cfg.tune.trials = args.trials
@@ -63,8 +58,6 @@ def run(args: argparse.Namespace) -> int:
         cfg.tune.timeout = args.timeout
     if args.no_retrain:
         cfg.tune.retrain = False
-    if args.tracking_uri:
-        cfg.tracking.uri = args.tracking_uri
     verbose = logging.getLogger().isEnabledFor(logging.DEBUG)
     tune(cfg, verbose=verbose)
     return 0

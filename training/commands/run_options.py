@@ -1,0 +1,27 @@
+"""Options shared by the commands that train (`train`, `tune`): config file, overrides, device, tracking."""
+from __future__ import annotations
+
+import argparse
+
+
+def add_run_options(p: argparse.ArgumentParser, config_help: str, overrides_example: str) -> None:
+    p.add_argument("--config", help=config_help)
+    p.add_argument("overrides", nargs="*", metavar="key=value", help=f"config overrides, e.g. {overrides_example}")
+    p.add_argument("--accelerator", help="cpu or gpu (gpu also switches to bf16 mixed precision)")
+    p.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlruns/mlflow.db)")
+
+
+def run_overrides(args: argparse.Namespace) -> list[str]:
+    """The key=value overrides, with the device options turned into config keys."""
+    overrides = list(args.overrides)
+    if args.accelerator:
+        overrides.append(f"train.accelerator={args.accelerator}")
+        if args.accelerator == "gpu":
+            overrides.append("train.precision=bf16-mixed")
+    return overrides
+
+
+def apply_tracking_uri(cfg, args: argparse.Namespace) -> None:
+    # Set directly rather than as a key=value override: a URL is not YAML.
+    if args.tracking_uri:
+        cfg.tracking.uri = args.tracking_uri
