@@ -12,6 +12,12 @@ class DataConfig:
     simulate_events: int = 150_000  # size of the embedded simulated dataset when path is ""
     simulate_seed: int = 7
     test_path: str = ""  # optional separate test events (e.g. YooChoose test file); then split.test_days is unused
+    # Out-of-core path (training/streaming): events repartitioned by user hash into Parquet files and
+    # streamed one partition per DataLoader worker; memory stays flat as the data grows.
+    streaming: bool = False
+    partitions: int = 0  # number of user-hash partitions; 0 = auto (one per `partition_events` events)
+    partition_events: int = 1_000_000  # auto partitioning target; peak memory scales with it, not the data
+    partition_dir: str = ""  # where partitions are written; "" = data/generated/partitions/<name>-<sha>-k<K>
 
 
 @dataclass

@@ -1,0 +1,205 @@
+"""The out-of-core path gives exactly what the in-memory path gives, reading every partition once."""
+from __future__ import annotations
+
+import copy
+from types import SimpleNamespace
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from models.network import SessionSignalsModel
+from training.baselines.next_item import next_query_rows
+from training.config import TrainConfig
+from training.config_io import load_config
+from training.evaluation import binary_metrics, next_metrics
+from training.labels import TEST, TRAIN, VAL
+from training.predict import predict
+from training.schema import CANONICAL_SCHEMA
+from training.streaming import dataset as streaming_dataset
+from training.streaming.dataset import StreamingWindows, count_windows
+from training.streaming.encoder_fit import quantiles_from_counts
+from training.streaming.evaluate import evaluate_streaming
+from training.streaming.partitions import Manifest, partition_of, partition_path, MANIFEST
+from training.streaming.prepare import popularity_log_prob_from_counts, prepare_streaming
+from training.train import popularity_log_prob, prepare
+from tests.factories import random_events
+
+K = 5
+
+
+def config(data_dir, tmp_path, *extra: str) -> TrainConfig:
+    return load_config(TrainConfig, None, [
+        f"data.path={data_dir}", "split.val_days=5", "split.test_days=5", "labels.churn_horizon_days=5",
+        "labels.churn_lookback_days=10", "model.d_model=16", "model.max_len=8", f"data.partitions={K}",
+        f"data.partition_dir={tmp_path}/parts", f"output_dir={tmp_path}/runs", *extra])
+
+
+@pytest.fixture(scope="module")
+def both(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("stream")
+    data = tmp / "data"
+    data.mkdir()
+    events = random_events(n_users=70, days=30, n_products=60, seed=3)
+    events.loc[events.index % 7 == 0, "brand"] = None  # missing values take the same path in both
+    events.loc[events.index % 11 == 0, "price"] = np.nan
+    table = pa.Table.from_pandas(events, schema=CANONICAL_SCHEMA, preserve_index=False)
+    with pq.ParquetWriter(data / "events.parquet", CANONICAL_SCHEMA) as w:  # several row groups, like the simulator
+        for start in range(0, table.num_rows, 1000):
+            w.write_table(table.slice(start, 1000))
+    cfg = config(data, tmp)
+    return cfg, prepare(cfg), prepare_streaming(cfg), tmp
+
+
+def window_key(item: dict[str, torch.Tensor]) -> bytes:
+    """A window's features and labels (row numbers are per partition, so they are left out)."""
+    names = ("product", "category", "brand", "event_type", "price_bucket", "gap_bucket", "new_session", "intent",
+             "next_product", "next_category", "next_brand", "churn_pos", "churn_gap", "churn_label")
+    return b"|".join(item[n].numpy().tobytes() for n in names)
+
+
+def test_encoder_from_streamed_counts_equals_fit_on_the_training_window(both) -> None:
+    _, mem, st, _ = both
+    assert st.dates == mem.dates
+    assert st.encoder.to_dict() == mem.encoder.to_dict()  # vocabularies, price edges bit for bit, roll-ups
+    assert st.counts.n_events == len(mem.train_window)
+    np.testing.assert_array_equal(popularity_log_prob_from_counts(st.encoder, st.counts),
+                                  popularity_log_prob(mem.encoder, mem.train_window))
+
+
+@pytest.mark.parametrize("split", [TRAIN, VAL, TEST])
+def test_streaming_yields_the_same_labelled_windows(both, split) -> None:
+    _, mem, st, _ = both
+    expected = sorted(window_key(mem.datasets[split][i]) for i in range(len(mem.datasets[split])))
+    got = sorted(window_key(item) for item in st.datasets[split])
+    assert len(expected) > 0
+    assert got == expected
+
+
+def test_every_user_in_one_partition_and_the_hash_is_stable(both) -> None:
+    _, _, st, _ = both
+    users = [set(pq.read_table(partition_path(st.folder, k), columns=["user_id"]).column(0).to_pylist())
+             for k in range(K)]
+    assert sum(len(u) for u in users) == len(set().union(*users)) == 70
+    ids = pa.array(["u0", "u1", "u2", "u0"])
+    assert partition_of(ids, 7).tolist() == partition_of(ids, 7).tolist()
+    assert partition_of(ids, 7)[0] == partition_of(ids, 7)[3]
+    manifest = Manifest.from_json((st.folder / MANIFEST).read_text())
+    assert manifest.n_rows == sum(pq.ParquetFile(partition_path(st.folder, k)).metadata.num_rows for k in range(K))
+
+
+def test_repartition_is_reused_when_the_source_is_unchanged(both) -> None:
+    cfg, _, st, _ = both
+    before = [partition_path(st.folder, k).stat().st_mtime_ns for k in range(K)]
+    prepare_streaming(cfg)
+    assert [partition_path(st.folder, k).stat().st_mtime_ns for k in range(K)] == before
+
+
+def _as_worker(monkeypatch, worker: int, n_workers: int) -> None:
+    monkeypatch.setattr(streaming_dataset, "get_worker_info", lambda: SimpleNamespace(id=worker, num_workers=n_workers))
+
+
+def test_each_partition_read_once_across_two_workers(both, monkeypatch) -> None:
+    _, mem, st, _ = both
+    train = st.datasets[TRAIN]
+    for epoch in range(2):
+        logs, keys = [], []
+        for worker in range(2):
+            ds = copy.deepcopy(train)
+            ds.set_epoch(epoch)
+            ds.read_log = []
+            _as_worker(monkeypatch, worker, 2)
+            keys += [window_key(item) for item in ds]
+            logs.append(ds.read_log)
+        assert sorted(logs[0] + logs[1]) == list(range(K))
+        assert not set(logs[0]) & set(logs[1])
+        assert sorted(keys) == sorted(window_key(mem.datasets[TRAIN][i]) for i in range(len(mem.datasets[TRAIN])))
+
+
+def test_partition_order_changes_with_the_epoch_and_is_seeded(both) -> None:
+    _, _, st, _ = both
+    ds = copy.deepcopy(st.datasets[TRAIN])
+    first = [window_key(x) for x in ds]  # epoch 0
+    second = [window_key(x) for x in ds]  # epoch 1
+    again = copy.deepcopy(st.datasets[TRAIN])
+    assert [window_key(x) for x in again] == first
+    assert sorted(first) == sorted(second) and first != second
+
+
+def test_ddp_ranks_and_workers_yield_the_same_whole_batches(both, monkeypatch) -> None:
+    _, _, st, _ = both
+    counts = count_windows(st.ctx, TRAIN)
+    assert sum(counts) == len(list(st.datasets[TRAIN]))
+    per_shard, seen = [], []
+    for rank in range(2):
+        for worker in range(2):
+            ds = StreamingWindows(st.ctx, TRAIN, shuffle=True, seed=1, windows_per_partition=counts, batch_size=4,
+                                  rank=rank, world_size=2)
+            _as_worker(monkeypatch, worker, 2)
+            per_shard.append(sum(1 for _ in ds))
+            seen += ds.read_log
+    assert len(set(per_shard)) == 1 and per_shard[0] % 4 == 0 and per_shard[0] > 0
+    assert len(seen) == len(set(seen))  # no partition read twice
+
+
+def test_quantiles_from_counts_match_numpy_bit_for_bit() -> None:
+    rng = np.random.default_rng(0)
+    for n in (1, 2, 3, 17, 1000):
+        values = np.round(rng.lognormal(3, 1, n), 2)
+        uniq, counts = np.unique(values, return_counts=True)
+        q = np.linspace(0, 1, 17)[1:-1]
+        np.testing.assert_array_equal(quantiles_from_counts(np.log1p(uniq), counts, q), np.quantile(np.log1p(values), q))
+
+
+def test_streamed_evaluation_equals_in_memory_evaluation(both) -> None:
+    _, mem, st, _ = both
+    torch.manual_seed(0)
+    model = SessionSignalsModel(mem.model_cfg).eval()
+    pred = predict(model, mem.datasets[TEST])
+    labels = mem.labels
+    rows = np.flatnonzero((labels.intent_split == TEST) & (labels.intent >= 0))
+    keys = labels.churn.index[labels.churn["split"] == TEST].to_numpy()
+    expected = binary_metrics("intent", labels.intent[rows], pred.intent.reindex(rows).to_numpy())
+    expected |= binary_metrics("churn", labels.churn.loc[keys, "label"].to_numpy(), pred.churn.reindex(keys).to_numpy())
+    expected |= next_metrics(pred.next_rank.reindex(next_query_rows(labels, mem.encoder, TEST)).to_numpy())
+    got = evaluate_streaming(model, st.ctx).metrics()
+    for key, value in expected.items():
+        assert got[key] == pytest.approx(value, rel=1e-9, abs=1e-12), key
+
+
+def test_too_few_partitions_for_the_readers_is_a_clear_error(both) -> None:
+    from training.errors import UserFacingError
+    from training.streaming.prepare import n_partitions
+
+    cfg, _, _, _ = both
+    cfg = copy.deepcopy(cfg)
+    cfg.data.partitions, cfg.train.num_workers = 2, 4
+    with pytest.raises(UserFacingError, match="data.partitions"):
+        n_partitions(cfg, 1000)
+    cfg.data.partitions = 0
+    assert n_partitions(cfg, 1000) == 4  # auto: at least one per reader
+
+
+@pytest.mark.e2e
+def test_train_streaming_end_to_end(both) -> None:
+    """Lightning over the streamed windows (train and validation), streamed test metrics, a tracked run."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    from training.streaming.run import train_streaming
+
+    cfg, _, _, tmp = both
+    cfg = copy.deepcopy(cfg)
+    cfg.train.max_epochs, cfg.train.progress_bar, cfg.train.batch_size = 2, False, 32
+    cfg.train.num_workers = 2  # partitions split across two persistent worker processes
+    cfg.tracking.uri = f"sqlite:///{tmp}/mlflow.db"
+    result = train_streaming(cfg)
+    metrics = result["metrics"]["model"]
+    for key in ("intent_pr_auc", "churn_pr_auc", "next_mrr_at_20", "next_recall_at_20"):
+        assert key in metrics
+    mlflow.set_tracking_uri(result["tracking_uri"])
+    run = MlflowClient().get_run(result["model_run_id"])
+    assert "test_next_mrr_at_20" in run.data.metrics and len(MlflowClient().get_metric_history(run.info.run_id, "val_loss")) == 2
+    assert result["partitions"] == K
