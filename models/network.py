@@ -126,33 +126,45 @@ class SessionSignalsModel(nn.Module):
     def product_query_vectors(self, h: torch.Tensor) -> torch.Tensor:
         return self.product_query(h)  # (N, D)
 
-    def product_logits(self, h: torch.Tensor, history: torch.Tensor) -> torch.Tensor:
+    def product_logits(self, h: torch.Tensor, history: torch.Tensor, table: torch.Tensor | None = None) -> torch.Tensor:
         """(N, D), (N, K) recent product ids -> (N, P) scores over the whole catalogue.
 
-        PAD and UNK can never be recommended.
+        `table`: `product_table()` computed once by a caller that scores many chunks (evaluation,
+        serving); it is constant between optimiser steps. PAD and UNK can never be recommended.
         """
-        logits = self.product_query(h) @ self.product_table().T + self.product_bias  # (N, P)
+        table = self.product_table() if table is None else table  # (P, D)
+        logits = torch.addmm(self.product_bias, self.product_query(h), table.T)  # (N, P)
         bonus = self.history_weight[: history.shape[1]].to(logits.dtype).expand_as(history) * (history >= N_RESERVED)
         logits = logits.scatter_add(1, history, bonus)  # (N, P)
         logits[:, :N_RESERVED] = float("-inf")
         return logits
 
     def score_products(self, query: torch.Tensor, ids: torch.Tensor, history: torch.Tensor) -> torch.Tensor:
-        """Scores of chosen products only: query (N, D), ids (N, M) per row or (M,) shared, history (N, K) -> (N, M)."""
+        """Scores of chosen products only: query (N, D), ids (N, M) per row or (S,) shared, history (N, K) -> (N, M|S)."""
         if ids.dim() == 1:
-            scores = query @ self.product_table(ids).T  # (N, M)
-            ids = ids.unsqueeze(0).expand(query.shape[0], -1)
-        else:
-            scores = (query.unsqueeze(1) * self.product_table(ids)).sum(-1)  # (N, M)
-        return scores + self.product_bias[ids] + self.history_bonus(history, ids)
-
-    def history_bonus(self, history: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-        """(N, K) recent products, (N, M) candidate ids -> (N, M) recency bonus; never builds (N, K, M)."""
-        out = torch.zeros(ids.shape, device=ids.device)
-        for k in range(history.shape[1]):
+            scores = torch.addmm(self.product_bias[ids], query, self.product_table(ids).T)  # (N, S)
+            return scores + self.shared_history_bonus(history, ids)
+        scores = (query.unsqueeze(1) * self.product_table(ids)).sum(-1) + self.product_bias[ids]  # (N, M)
+        bonus = torch.zeros(ids.shape, device=ids.device)
+        for k in range(history.shape[1]):  # M is small here (the targets): (N, M) per step
             recent = history[:, k:k + 1]  # (N, 1)
-            out = out + self.history_weight[k] * ((recent == ids) & (recent >= N_RESERVED))
-        return out
+            bonus = bonus + self.history_weight[k] * ((recent == ids) & (recent >= N_RESERVED))
+        return scores + bonus
+
+    def shared_history_bonus(self, history: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        """(N, K) recent products, (S,) shared candidates -> (N, S) bonus, in O(N K + N S) with no sync.
+
+        Each recent product is looked up in a catalogue-sized index of the candidates and scattered
+        into its column. A product drawn twice among the candidates gets its bonus in one column only
+        (the last): a negligible bias for draws with replacement from a large catalogue.
+        """
+        column = torch.full((self.cfg.n_products,), -1, dtype=torch.long, device=ids.device)
+        column[ids] = torch.arange(len(ids), device=ids.device)
+        where = column[history]  # (N, K): column of each recent product, -1 when not a candidate
+        weight = self.history_weight[: history.shape[1]].expand_as(history) * ((where >= 0) & (history >= N_RESERVED))
+        out = torch.zeros(history.shape[0], len(ids) + 1, device=ids.device, dtype=weight.dtype)  # last column: sink for -1
+        out.scatter_add_(1, torch.where(where >= 0, where, len(ids)), weight)
+        return out[:, :-1]
 
     def category_logits(self, h: torch.Tensor) -> torch.Tensor:
         return self.category_head(h)  # (N, C)

@@ -58,7 +58,7 @@ class TrainSection:
     next_weight: float = 1.0
     affinity_weight: float = 0.2  # next category + next brand
     next_loss: Literal["full", "sampled"] = "full"  # sampled: log-Q corrected, for very large catalogues
-    n_negatives: int = 2048  # shared popularity-sampled negatives per batch (next_loss=sampled)
+    n_negatives: int = 8192  # shared popularity-sampled negatives per batch (next_loss=sampled; see benchmarks)
     accelerator: str = "cpu"
     devices: int = 1
     num_nodes: int = 1

@@ -66,8 +66,9 @@ class SignalsModule(L.LightningModule):
             else:
                 losses["next"] = full_softmax_loss(self.model.product_logits(hn, history), target)  # (N, P) logits
             if not self.training:
-                out["next_rank"] = chunked_ranks(self.model.product_logits, hn.detach(), history, target,
-                                                 self.model.cfg.n_products)
+                table = self.model.product_table()  # (P, D), once for all chunks of this batch
+                out["next_rank"] = chunked_ranks(lambda q, hist: self.model.product_logits(q, hist, table),
+                                                 hn.detach(), history, target, self.model.cfg.n_products)
             affinity = F.cross_entropy(self.model.category_logits(hn).float(), batch["next_category"][next_mask])
             affinity = affinity + F.cross_entropy(self.model.brand_logits(hn).float(), batch["next_brand"][next_mask])
             losses["affinity"] = affinity

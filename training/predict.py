@@ -23,6 +23,7 @@ class Predictions:
 @torch.inference_mode()
 def predict(model: SessionSignalsModel, dataset: WindowDataset, batch_size: int = 256) -> Predictions:
     model.eval()
+    table = model.product_table()  # (P, D), once for the whole split
     intent_rows, intent_p, churn_keys, churn_p, next_rows, next_ranks = [], [], [], [], [], []
     for batch in DataLoader(dataset, batch_size=batch_size, collate_fn=collate):
         h = model.encode(feature_batch(batch))  # (B, L, D)
@@ -37,8 +38,8 @@ def predict(model: SessionSignalsModel, dataset: WindowDataset, batch_size: int 
         if mask.any():
             next_rows.append(batch["event_row"][mask])
             history = recent_products(batch["product"], model.cfg.history)[mask]  # (N, K)
-            next_ranks.append(chunked_ranks(model.product_logits, h[mask], history, batch["next_product"][mask],
-                                            model.cfg.n_products))
+            next_ranks.append(chunked_ranks(lambda q, hist: model.product_logits(q, hist, table), h[mask], history,
+                                            batch["next_product"][mask], model.cfg.n_products))
 
     def series(keys: list[torch.Tensor], values: list[torch.Tensor]) -> pd.Series:
         if not keys:

@@ -74,6 +74,10 @@ def train(cfg: TrainConfig, callbacks: list | None = None, parent_run_id: str | 
 
     Under DDP every process runs this function; only rank 0 tracks, evaluates and registers.
     """
+    if cfg.data.streaming:  # out of core: its own driver (no in-memory baselines at that scale)
+        from training.streaming.run import train_streaming
+
+        return train_streaming(cfg, callbacks, parent_run_id)
     L.seed_everything(cfg.train.seed, workers=True)
     p = prepare(cfg)
     log_q = torch.from_numpy(popularity_log_prob(p.encoder, p.train_window))
