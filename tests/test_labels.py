@@ -90,3 +90,13 @@ def test_training_inputs_never_include_validation_time() -> None:
     np.testing.assert_array_equal(arrays.next_product, arrays2.next_product)
     # churn labels of training cutoffs may read up to val_start, never beyond
     np.testing.assert_array_equal(arrays.churn_label, arrays2.churn_label)
+
+
+def test_clicks_without_purchases_give_no_churn_rows_and_still_split() -> None:
+    rows = [("a", "s1", 0, "view", "p1"), ("a", "s1", 1, "view", "p2"), ("b", "s2", 9 * DAY, "view", "p1"),
+            ("b", "s2", 9 * DAY + 1, "view", "p3"), ("z", "z1", 10 * DAY, "view", "p1")]
+    lab = labelled(rows)
+    assert lab.churn.empty and lab.churn["row"].dtype == np.int64
+    enc = EventEncoder.fit(lab.events)
+    arrays = build_split(lab, enc.encode(lab.events), TEST, window=10)
+    assert len(arrays.churn_row) == 0 and (arrays.next_product >= 0).sum() == 1

@@ -94,10 +94,13 @@ class Comparison:
         if oracle is not None:
             methods["oracle"] = lambda: oracle
         for method, make in methods.items():
+            log.info("evaluating %s", method)
+            predictions = make()
+            if all(p is None for p in predictions):
+                continue  # nothing this method can score on this dataset (e.g. churn without purchases)
             with mlflow.start_run(run_name=method if method == "oracle" else f"baseline-{method}", nested=True):
                 mlflow.set_tags({"method": method, "dataset": self.source.name})
-                log.info("evaluating %s", method)
-                metrics = self._score(method, *make())
+                metrics = self._score(method, *predictions)
                 mlflow.log_metrics({f"test_{k}": v for k, v in metrics.items()})
         if "oracle" in self.metrics:
             self._log_oracle_ratios()

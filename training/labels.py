@@ -154,5 +154,7 @@ def churn_examples(events: pd.DataFrame, ts: np.ndarray, is_purchase: np.ndarray
             "split": np.int8(split),
         }))
     if not frames:
-        return pd.DataFrame({"user_id": [], "cutoff": [], "row": [], "gap_s": [], "label": [], "split": []})
+        return pd.DataFrame({"user_id": pd.Series([], dtype=object), "cutoff": pd.Series([], dtype="datetime64[us, UTC]"),
+                             "row": pd.Series([], dtype=np.int64), "gap_s": pd.Series([], dtype=np.float64),
+                             "label": pd.Series([], dtype=np.int8), "split": pd.Series([], dtype=np.int8)})
     return pd.concat(frames, ignore_index=True)

@@ -50,7 +50,10 @@ def main() -> int:
         result = subprocess.run(
             [*signals, "train", "--config", spec["config"], "train.progress_bar=false",
              f"tracking.uri=sqlite:///{HERE / 'mlruns' / 'mlflow.db'}", "tracking.register=false", *args.overrides],
-            cwd=ROOT, check=True, capture_output=True, text=True)
+            cwd=ROOT, capture_output=True, text=True)
+        if result.returncode != 0:
+            print(result.stderr[-4000:], file=sys.stderr)
+            raise SystemExit(f"{name}: training failed (exit {result.returncode})")
         table = result.stdout[result.stdout.index("| method"):].split("\nregistered")[0].split("\nMLflow:")[0]
         minutes = (time.perf_counter() - started) / 60
         text = f"## {name}\n\nconfig `{spec['config']}`; {minutes:.1f} min on this machine\n\n{table.strip()}\n"
