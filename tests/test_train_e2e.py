@@ -72,3 +72,10 @@ def test_registered_version_has_challenger_and_first_becomes_champion(trained) -
 def test_unknown_config_key_is_an_error(tmp_path) -> None:
     with pytest.raises(UserFacingError, match="train.max_epoch"):
         load_config(TrainConfig, None, ["train.max_epoch=3"])
+
+
+def test_default_config_file_is_what_runs_without_a_config() -> None:
+    from pathlib import Path
+
+    default = Path(__file__).resolve().parents[1] / "configs" / "default.yaml"
+    assert load_config(TrainConfig, default) == load_config(TrainConfig)

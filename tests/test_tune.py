@@ -99,7 +99,7 @@ def test_study_name_follows_what_defines_the_study() -> None:
     assert a == default_study_name(load_config(TuneConfig, None, ["tune.trials=99", "tracking.uri=sqlite:///x.db"]))
     assert a != default_study_name(load_config(TuneConfig, None, ["train.max_epochs=3"]))
     assert a != default_study_name(load_config(TuneConfig, None, ["tune.search_space={train.lr: {type: float, low: 0.001, high: 0.01}}"]))
-    assert a.startswith("sim-150000-seed7-")
+    assert a.startswith(f"sim-{load_config(TuneConfig).data.simulate_events}-seed7-")
 
 
 # ---------------------------------------------------------------- a study in process

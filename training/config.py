@@ -9,7 +9,7 @@ from typing import Literal
 class DataConfig:
     path: str = ""  # a folder with events.parquet (from `signals load` / `signals simulate`); "" = simulate
     name: str = ""  # dataset name for lineage and the champion rule; defaults to the folder name
-    simulate_events: int = 150_000  # size of the embedded simulated dataset when path is ""
+    simulate_events: int = 100_000  # size of the embedded simulated dataset when path is ""
     simulate_seed: int = 7
     test_path: str = ""  # optional separate test events (e.g. YooChoose test file); then split.test_days is unused
     # Out-of-core path (training/streaming): events repartitioned by user hash into Parquet files and
