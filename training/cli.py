@@ -11,7 +11,7 @@ import sys
 
 from training.errors import UserFacingError
 
-SUBCOMMANDS = ("simulate", "load", "train", "tune")
+SUBCOMMANDS = ("simulate", "load", "train", "tune", "serve")
 
 DESCRIPTION = """\
 Turn a shop's event stream into purchase-intent, churn and next-product signals.

@@ -1,0 +1,89 @@
+"""Does torch.jit.trace or torch.compile speed up the served forward pass? Measured, not assumed.
+
+    python -m benchmarks.serving.compile_check [--bundle DIR]
+
+Times the forward pass the server runs (encoder over the window, the last position through every head,
+log-softmax over the catalogue, top-k) at batch 1 and 32, one intra-op thread as in the server, in
+eager mode, traced, and compiled (inductor), and checks that they agree.
+"""
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from models.encoding import FEATURES
+from models.network import recent_products
+from serving.scoring import EncodedScorer
+
+
+class ServedForward(nn.Module):
+    """(F, B, L) features of full windows -> the outputs the endpoint reads, as serving/scoring.py computes them."""
+
+    def __init__(self, scorer: EncodedScorer):
+        super().__init__()
+        self.model = scorer.predictor.model
+        self.scorer = scorer
+
+    def forward(self, features: torch.Tensor, gap: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        x = {name: features[i] for i, name in enumerate(FEATURES)}
+        last = self.model.encode(x)[:, -1]  # (B, D)
+        history = recent_products(x["product"], self.model.cfg.history)[:, -1]  # (B, K)
+        log_probs = torch.log_softmax(self.model.product_logits(last, history, self.scorer.product_table), dim=-1)  # (B, P)
+        return (torch.sigmoid(self.model.intent_logit(last)), torch.sigmoid(self.model.churn_logit(last, gap)),
+                torch.topk(log_probs, 10).values, torch.softmax(self.model.category_logits(last), -1),
+                torch.softmax(self.model.brand_logits(last), -1))
+
+
+def p50_ms(fn, repeats: int = 200) -> float:
+    for _ in range(10):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times) * 1e3)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--bundle", type=Path)
+    args = parser.parse_args()
+    from models.predictor import SignalPredictor
+
+    torch.set_num_threads(1)
+    with tempfile.TemporaryDirectory() as tmp:
+        bundle = args.bundle
+        if bundle is None:
+            from benchmarks.serving.realistic_bundle import build
+            bundle = build(Path(tmp) / "bundle")
+        predictor = SignalPredictor.from_bundle(bundle)
+    model = predictor.model
+    eager = ServedForward(EncodedScorer(predictor)).eval()
+    print("| batch | eager ms | jit.trace ms | torch.compile ms | compile time s |")
+    print("|---:|---:|---:|---:|---:|")
+    for batch in (1, 32):
+        features = torch.randint(1, 3, (len(FEATURES), batch, model.cfg.max_len))  # (F, B, L), ids valid everywhere
+        gap = torch.rand(batch)
+        with torch.inference_mode():
+            reference = eager(features, gap)
+            traced = torch.jit.trace(eager, (features, gap), check_trace=False)
+            start = time.perf_counter()
+            compiled = torch.compile(eager)
+            compiled(features, gap)
+            compile_s = time.perf_counter() - start
+            for variant in (traced, compiled):
+                for a, b in zip(reference, variant(features, gap)):
+                    torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+            row = [p50_ms(lambda m=m: m(features, gap)) for m in (eager, traced, compiled)]
+        print(f"| {batch} | {row[0]:.2f} | {row[1]:.2f} | {row[2]:.2f} | {compile_s:.0f} |")
+
+
+if __name__ == "__main__":
+    main()

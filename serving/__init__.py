@@ -1,0 +1,1 @@
+"""The BentoML service that answers the activation layer's real-time requests."""

@@ -1,0 +1,97 @@
+"""Requests in, signals out: one batch of shoppers through history, encoding, model, filters and segments.
+
+Everything that does not depend on a request (lookup tables, product groups, the model in eval mode) is
+built in `__init__`; `predict` does only per-request work. No BentoML here: the service wraps this.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+
+from models.predictor import SignalPredictor
+from models.vocab import N_RESERVED, UNK
+from serving.candidates import allowed_products
+from serving.catalogue import Catalogue
+from serving.history import ShopperHistory
+from serving.ranking import Ranker
+from serving.request_encoding import encode_history
+from serving.schemas import (Affinity, Event, HistorySummary, ModelIdentity, ProductScore, ShopperRequest,
+                             ShopperSignals)
+from serving.scoring import EncodedScorer
+from serving.segments import SegmentRules, segments_for
+
+
+class SignalsEngine:
+    def __init__(self, predictor: SignalPredictor, identity: ModelIdentity, rules: SegmentRules):
+        self.predictor = predictor
+        self.identity = identity
+        self.rules = rules
+        self.catalogue = Catalogue(predictor.encoder)
+        self.scorer = EncodedScorer(predictor)
+        self.window = predictor.window
+        meta = predictor.meta
+        self.products = Ranker(predictor.popularity_scores)
+        self.categories = Ranker(np.asarray(meta["category_prior"], dtype=np.float32))
+        self.brands = Ranker(np.asarray(meta["brand_prior"], dtype=np.float32))
+
+    @classmethod
+    def from_bundle(cls, path: Path, identity: ModelIdentity, rules: SegmentRules) -> "SignalsEngine":
+        return cls(SignalPredictor.from_bundle(path), identity, rules)
+
+    def predict(self, requests: Sequence[ShopperRequest], as_of: Sequence[datetime]) -> list[ShopperSignals]:
+        """Signals for each request; `as_of[i]` is request i's as_of, or the moment it arrived."""
+        histories = [ShopperHistory.from_events(r.events) for r in requests]
+        encoded = [None if h.empty else encode_history(h, self.catalogue, self.window) for h in histories]
+        seconds_away = np.array([0.0 if h.empty else h.idle_seconds(t) for h, t in zip(histories, as_of)])
+        scores = self.scorer.score(encoded, seconds_away)
+        modelled = [e is not None for e in encoded]
+        allowed = [allowed_products(r.filters, h, self.catalogue) for r, h in zip(requests, histories)]
+        products = self.products.top(scores.products, modelled, [r.k for r in requests], allowed)
+        no_filter = [None] * len(requests)
+        categories = self.categories.top(scores.categories, modelled, [r.k_categories for r in requests], no_filter)
+        brands = self.brands.top(scores.brands, modelled, [r.k_brands for r in requests], no_filter)
+        # model_construct: every value is the engine's own; validating them again would only cost time.
+        return [ShopperSignals.model_construct(
+            user_id=request.user_id,
+            as_of=moment,
+            purchase_intent=float(scores.intent[i]),
+            churn_risk=float(scores.churn[i]),
+            products=self._products(*products[i]),
+            categories=_affinities(*categories[i], self.catalogue.category_names),
+            brands=_affinities(*brands[i], self.catalogue.brand_names),
+            segments=segments_for(self.rules, history, moment, float(scores.intent[i]), float(scores.churn[i])),
+            history=_summary(history, encoded[i]),
+            model=self.identity,
+        ) for i, (request, history, moment) in enumerate(zip(requests, histories, as_of))]
+
+    def _products(self, ids: np.ndarray, log_probs: np.ndarray) -> list[ProductScore]:
+        encoder, catalogue = self.predictor.encoder, self.catalogue
+        categories = catalogue.category_names[encoder.product_category[ids]]
+        brands = catalogue.brand_names[encoder.product_brand[ids]]
+        return [ProductScore(product_id=catalogue.product_names[i], score=float(np.exp(lp)), category=c, brand=b)
+                for i, lp, c, b in zip(ids, log_probs, categories, brands)]
+
+    def warm_up(self) -> None:
+        """Run every path once (empty history, a full window, filters, a batch) before reporting ready, so
+        the first real request pays no lazy initialisation of torch kernels or pydantic serialisers."""
+        now = datetime.now(UTC)
+        tokens = self.catalogue.product_names[N_RESERVED:N_RESERVED + self.window].tolist()
+        events = [Event(ts=now - timedelta(minutes=len(tokens) - i), event_type="view", product_id=t, price=1.0)
+                  for i, t in enumerate(tokens)]
+        full = ShopperRequest(events=events, filters={"exclude_purchased": True, "max_price": 10.0})
+        for batch in ([ShopperRequest(events=[])], [full], [full] * 8):
+            for signals in self.predict(batch, [now] * len(batch)):
+                signals.model_dump_json()
+
+
+def _summary(history: ShopperHistory, encoded: dict[str, np.ndarray] | None) -> HistorySummary:
+    used = np.empty(0, dtype=np.int64) if encoded is None else encoded["product"]
+    return HistorySummary(events_received=len(history.events), events_used=len(used),
+                          unknown_products=int((used == UNK).sum()))
+
+
+def _affinities(ids: np.ndarray, probabilities: np.ndarray, names: np.ndarray) -> list[Affinity]:
+    return [Affinity(name=names[i], score=float(p)) for i, p in zip(ids, probabilities)]

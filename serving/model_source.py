@@ -1,0 +1,65 @@
+"""Which bundle the server loads, and the identity it answers with.
+
+In order: SIGNALS_BUNDLE (a folder); the model packaged inside a Bento (bentofile.yaml names it by the
+alias PACKAGED_ALIAS, which BentoML maps only when serving a Bento or the project folder); otherwise
+SIGNALS_MODEL_NAME@SIGNALS_MODEL_ALIAS from the MLflow registry at MLFLOW_TRACKING_URI.
+"""
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from serving.schemas import ModelIdentity
+from serving.settings import ServingSettings
+
+log = logging.getLogger(__name__)
+
+BENTO_MODEL_NAME = "session-signals-bundle"
+"""Name of the bundle in BentoML's model store (BentoML tags cannot hold MLflow's `name@alias`)."""
+PACKAGED_ALIAS = "signals-bundle"
+
+
+@contextmanager
+def located_model(settings: ServingSettings) -> Iterator[tuple[Path, ModelIdentity]]:
+    """The bundle folder (valid inside the `with`) and who it is."""
+    if settings.bundle is not None:
+        yield settings.bundle, ModelIdentity(name=settings.bundle.name, version=None, run_id=None)
+        return
+    packaged = packaged_model()
+    if packaged is not None:
+        yield packaged
+        return
+    with tempfile.TemporaryDirectory(prefix="signals-bundle-") as tmp:
+        yield registry_model(settings, Path(tmp))
+
+
+def packaged_model() -> tuple[Path, ModelIdentity] | None:
+    import bentoml
+    from bentoml.exceptions import NotFound
+
+    try:
+        model = bentoml.models.get(PACKAGED_ALIAS)
+    except NotFound:
+        return None
+    log.info("serving the packaged model %s", model.tag)
+    return Path(model.path), ModelIdentity(**model.info.metadata)
+
+
+def registry_model(settings: ServingSettings, dst: Path) -> tuple[Path, ModelIdentity]:
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    from training.tracking import download_bundle, resolve_uri
+
+    uri = resolve_uri(settings.tracking_uri)
+    mlflow.set_tracking_uri(uri)
+    log.info("serving %s@%s from %s", settings.model_name, settings.model_alias, uri)
+    try:
+        path, version = download_bundle(settings.model_name, settings.model_alias, dst)
+    except MlflowException as err:
+        raise RuntimeError(f"cannot load {settings.model_name}@{settings.model_alias} from {uri}: {err.message}; "
+                           "train one (`signals train`) or point SIGNALS_BUNDLE at a bundle folder") from err
+    return path, ModelIdentity(name=version["model_name"], version=version["model_version"], run_id=version["run_id"])

@@ -1,0 +1,174 @@
+"""The JSON contract of the endpoint: requests, responses, their limits, descriptions and examples.
+
+Validation happens here, before any model code runs: a malformed request gets a 400 whose message
+names the field (see serving/http_guard.py), and the limits keep one request from monopolising the
+server. Unknown products, categories, brands, event types and users are valid: the model serves them
+through its UNK id.
+"""
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from typing_extensions import TypedDict  # pydantic needs this one on Python < 3.12
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+MAX_EVENTS = 1000
+"""Events per shopper; only the latest `window` (50 by default) reach the model, the rest inform filters."""
+MAX_SHOPPERS = 256
+MAX_K = 100
+MAX_AFFINITIES = 50
+MAX_FILTER_VALUES = 1000
+MAX_ID_LENGTH = 256
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2262, 1, 1, tzinfo=UTC)  # pandas' nanosecond range: offline code can score the same events
+
+Segment = Literal["high_intent", "cart_abandoner", "browse_abandoner", "at_risk", "dormant"]
+
+EXAMPLE_EVENTS = [
+    {"ts": "2026-03-02T18:01:05Z", "event_type": "view", "product_id": "1005115",
+     "category": "electronics.smartphone", "brand": "apple", "price": 949.0, "session_id": "s-81"},
+    {"ts": "2026-03-02T18:03:40Z", "event_type": "view", "product_id": "1004856",
+     "category": "electronics.smartphone", "brand": "samsung", "price": 128.4, "session_id": "s-81"},
+    {"ts": "2026-03-02T18:04:12Z", "event_type": "cart", "product_id": "1004856",
+     "category": "electronics.smartphone", "brand": "samsung", "price": 128.4, "session_id": "s-81"},
+]
+EXAMPLE_REQUEST = {
+    "user_id": "u-5121", "as_of": "2026-03-02T19:00:00Z", "events": EXAMPLE_EVENTS, "k": 5,
+    "filters": {"exclude_purchased": True, "exclude_in_cart": True},
+}
+
+
+def as_utc(value: datetime, field: str) -> datetime:
+    """Naive timestamps are UTC (as in the canonical event table); every instant lies in a sane range."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    elif value.utcoffset():  # most clients send UTC already: converting it would only cost time
+        value = value.astimezone(UTC)
+    if not EARLIEST <= value < LATEST:
+        raise ValueError(f"{field} must lie between {EARLIEST.date()} and {LATEST.date()}")
+    return value
+
+
+class Event(BaseModel):
+    """One canonical event. Extra fields are ignored, so a CDP can send its events as they are."""
+
+    model_config = ConfigDict(extra="ignore", coerce_numbers_to_str=True)
+
+    ts: datetime = Field(description="When it happened: ISO 8601 (naive = UTC) or Unix seconds.",
+                         examples=["2026-03-02T18:01:05Z"])
+    event_type: str = Field(min_length=1, max_length=64, examples=["view"],
+                            description="view, cart, remove_from_cart, purchase, or a source's own type.")
+    product_id: str = Field(min_length=1, max_length=MAX_ID_LENGTH, examples=["1005115"])
+    category: str | None = Field(None, max_length=MAX_ID_LENGTH, examples=["electronics.smartphone"])
+    brand: str | None = Field(None, max_length=MAX_ID_LENGTH, examples=["apple"])
+    price: float | None = Field(None, ge=0, allow_inf_nan=False, description="Unit price; null if unknown.")
+    session_id: str | None = Field(
+        None, max_length=MAX_ID_LENGTH,
+        description="Session of the event. Where it is missing (here or on the previous event), a session "
+                    "ends after the loaders' 30 minutes of inactivity.")
+
+    @field_validator("ts")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        return as_utc(value, "ts")
+
+
+class Filters(BaseModel):
+    """Restrictions on the recommended products (not on intent, churn or the affinities)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    exclude_purchased: bool = Field(False, description="Drop products this shopper bought (in `events`).")
+    exclude_in_cart: bool = Field(False, description="Drop products still in the cart: added and neither removed nor bought since.")
+    categories: list[str] | None = Field(None, max_length=MAX_FILTER_VALUES,
+                                         description="Only products of these categories (as in the model's catalogue).")
+    brands: list[str] | None = Field(None, max_length=MAX_FILTER_VALUES, description="Only products of these brands.")
+    min_price: float | None = Field(None, ge=0, allow_inf_nan=False)
+    max_price: float | None = Field(None, ge=0, allow_inf_nan=False)
+    unknown_price: Literal["exclude", "include"] = Field(
+        "exclude",
+        description="The model carries no prices: a product's price is the latest one seen in this request's "
+                    "events. With a price range, `exclude` drops products whose price is unknown (the range "
+                    "is never violated), `include` keeps them (only known prices are checked).")
+
+    @model_validator(mode="after")
+    def _range(self) -> "Filters":
+        if self.min_price is not None and self.max_price is not None and self.min_price > self.max_price:
+            raise ValueError("min_price must not exceed max_price")
+        return self
+
+    @property
+    def has_price_range(self) -> bool:
+        return self.min_price is not None or self.max_price is not None
+
+
+class ShopperRequest(BaseModel):
+    """One shopper's recent events and what to return. Events may come in any order."""
+
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True,
+                              json_schema_extra={"example": EXAMPLE_REQUEST})
+
+    events: list[Event] = Field(max_length=MAX_EVENTS,
+                                description="Recent events, any order; [] for an unknown shopper (popularity and base rates).")
+    user_id: str | None = Field(None, max_length=MAX_ID_LENGTH, description="Echoed back; never needed to score.")
+    as_of: datetime | None = Field(None, description="The moment churn is asked for; default: now.")
+    k: int = Field(10, ge=1, le=MAX_K, description="Number of products.")
+    k_categories: int = Field(5, ge=1, le=MAX_AFFINITIES)
+    k_brands: int = Field(5, ge=1, le=MAX_AFFINITIES)
+    filters: Filters = Field(default_factory=Filters)
+
+    @field_validator("as_of")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        return None if value is None else as_utc(value, "as_of")
+
+
+class BatchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"example": {"shoppers": [EXAMPLE_REQUEST]}})
+
+    shoppers: list[ShopperRequest] = Field(min_length=1, max_length=MAX_SHOPPERS)
+
+
+# Items of the answer's lists are TypedDicts: the engine builds thousands of them per second, and a
+# plain dict costs a fraction of a model instance (the schema and serialisation are the same).
+class ProductScore(TypedDict):
+    product_id: str
+    score: Annotated[float, Field(description="Probability that this is the shopper's next product.")]
+    category: str | None
+    brand: str | None
+
+
+class Affinity(TypedDict):
+    name: str
+    score: Annotated[float, Field(description="Probability that the next event falls in it.")]
+
+
+class ModelIdentity(BaseModel):
+    name: str = Field(examples=["session-signals"])
+    version: str | None = Field(description="Registry version; null for a bundle served from a folder.", examples=["3"])
+    run_id: str | None = Field(description="MLflow run that trained it.")
+
+
+class HistorySummary(BaseModel):
+    events_received: int
+    events_used: int = Field(description="Latest events fed to the model (its window).")
+    unknown_products: int = Field(description="Of those, products the model never saw (served through UNK).")
+
+
+class ShopperSignals(BaseModel):
+    user_id: str | None
+    as_of: datetime
+    purchase_intent: float = Field(description="Probability that the current session ends in a purchase.")
+    churn_risk: float = Field(description="Probability of no purchase within the model's churn horizon after as_of.")
+    products: list[ProductScore] = Field(description="Top-k products after filters, best first (may be fewer than k).")
+    categories: list[Affinity]
+    brands: list[Affinity]
+    segments: list[Segment] = Field(description="Audiences this shopper belongs to now; rules in serving/segments.yaml.")
+    history: HistorySummary
+    model: ModelIdentity
+
+
+class BatchSignals(BaseModel):
+    results: list[ShopperSignals] = Field(description="One per shopper, in request order.")

@@ -1,0 +1,69 @@
+"""The BentoML service: `bentoml serve serving.service:SessionSignals` (or `signals serve`).
+
+Startup loads the model (serving/model_source.py), builds every lookup table, and scores a few warm-up
+requests; BentoML creates the service inside the server's startup, so /readyz answers 200 only after
+that. Liveness: /livez (also /healthz). Schema: /docs.json. Metrics: /metrics.
+"""
+from __future__ import annotations
+
+import gc
+from datetime import UTC, datetime
+
+import bentoml
+import torch
+from bentoml.exceptions import ServiceUnavailable
+
+from serving.batcher import MicroBatcher, Overloaded
+from serving.engine import SignalsEngine
+from serving.http_guard import RequestGuard
+from serving.model_source import located_model
+from serving.schemas import BatchRequest, BatchSignals, ShopperRequest, ShopperSignals
+from serving.segments import load_rules
+from serving.settings import ServingSettings
+
+
+@bentoml.service(
+    name="session-signals",
+    workers=ServingSettings.from_env().workers,
+    traffic={"timeout": 30},
+    logging={"access": {"enabled": False}},  # no line per request at hundreds per second; errors are still logged
+)
+class SessionSignals:
+    def __init__(self) -> None:
+        settings = ServingSettings.from_env()
+        torch.set_num_threads(settings.torch_threads)
+        rules = load_rules(settings.segments_config, settings.segment_overrides)
+        with located_model(settings) as (path, identity):
+            self.engine = SignalsEngine.from_bundle(path, identity, rules)
+        self.engine.warm_up()
+        # The model, vocabularies and lookup tables live as long as the process: take them out of the
+        # garbage collector's full passes, which would otherwise walk them and stall requests.
+        gc.freeze()
+        self.batcher: MicroBatcher[tuple[ShopperRequest, datetime], ShopperSignals] = MicroBatcher(
+            self._score, settings.max_batch_size, settings.max_queue)
+
+    def _score(self, items: list[tuple[ShopperRequest, datetime]]) -> list[ShopperSignals]:
+        return self.engine.predict([request for request, _ in items], [as_of for _, as_of in items])
+
+    async def _submit(self, requests: list[ShopperRequest]) -> list[ShopperSignals]:
+        now = datetime.now(UTC)  # as_of defaults to arrival, not to when the batch happens to run
+        try:
+            return await self.batcher.submit([(request, request.as_of or now) for request in requests])
+        except Overloaded as err:
+            raise ServiceUnavailable(str(err)) from err
+
+    @bentoml.api(route="/predict")
+    async def predict(self, request: ShopperRequest, /) -> ShopperSignals:
+        """Signals for one shopper: purchase intent, churn risk, top-k products, category and brand
+        affinities, segment labels, and the model version that answered. The JSON body is the shopper's
+        request itself. 400 names the malformed field; 503 means overloaded (retry)."""
+        (signals,) = await self._submit([request])
+        return signals
+
+    @bentoml.api(route="/predict_batch")
+    async def predict_batch(self, request: BatchRequest, /) -> BatchSignals:
+        """Signals for up to 256 shoppers in one call, in request order (same fields as /predict)."""
+        return BatchSignals(results=await self._submit(request.shoppers))
+
+
+SessionSignals.add_asgi_middleware(RequestGuard)

@@ -1,0 +1,52 @@
+"""What the server reads from its environment, in one place (the README's table mirrors this)."""
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_MODEL_NAME = "session-signals"
+DEFAULT_ALIAS = "champion"
+DEFAULT_SEGMENTS_CONFIG = Path(__file__).with_name("segments.yaml")
+
+
+@dataclass(frozen=True)
+class ServingSettings:
+    bundle: Path | None
+    """SIGNALS_BUNDLE: serve this bundle folder instead of a registered model."""
+    model_name: str
+    """SIGNALS_MODEL_NAME: registered model to serve (default session-signals)."""
+    model_alias: str
+    """SIGNALS_MODEL_ALIAS: its alias (default champion)."""
+    tracking_uri: str
+    """MLFLOW_TRACKING_URI: the registry ("" = the project's default store)."""
+    segments_config: Path
+    """SIGNALS_SEGMENTS_CONFIG: YAML with the segment thresholds (default serving/segments.yaml)."""
+    segment_overrides: tuple[str, ...]
+    """SIGNALS_SEGMENT_OVERRIDES: space-separated key=value, e.g. "dormant.idle_days=45"."""
+    max_batch_size: int
+    """SIGNALS_MAX_BATCH_SIZE: most shoppers scored in one forward pass (1 = no batching)."""
+    max_queue: int
+    """SIGNALS_MAX_QUEUE: shoppers waiting beyond this get 503 at once: the bound on queueing delay."""
+    torch_threads: int
+    """SIGNALS_TORCH_THREADS: intra-op threads of the forward pass."""
+    workers: int
+    """SIGNALS_WORKERS: server processes, each with its own copy of the model (default 2: one per core of
+    the 2-core target; one process is bound by its GIL at about 400 requests/s, benchmarks/SERVING.md)."""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> "ServingSettings":
+        bundle = env.get("SIGNALS_BUNDLE", "")
+        return cls(
+            bundle=Path(bundle) if bundle else None,
+            model_name=env.get("SIGNALS_MODEL_NAME", "") or DEFAULT_MODEL_NAME,
+            model_alias=env.get("SIGNALS_MODEL_ALIAS", "") or DEFAULT_ALIAS,
+            tracking_uri=env.get("MLFLOW_TRACKING_URI", ""),
+            segments_config=Path(env.get("SIGNALS_SEGMENTS_CONFIG", "") or DEFAULT_SEGMENTS_CONFIG),
+            segment_overrides=tuple(env.get("SIGNALS_SEGMENT_OVERRIDES", "").split()),
+            max_batch_size=int(env.get("SIGNALS_MAX_BATCH_SIZE", "") or 64),
+            max_queue=int(env.get("SIGNALS_MAX_QUEUE", "") or 512),
+            torch_threads=int(env.get("SIGNALS_TORCH_THREADS", "") or 1),
+            workers=int(env.get("SIGNALS_WORKERS", "") or 2),
+        )
