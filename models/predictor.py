@@ -1,10 +1,12 @@
 """Scores for shoppers' recent events with a loaded bundle: what serving calls and what tests compare.
 
-The offline evaluation and the endpoint both go through `SignalPredictor.score`, so the served
-scores equal the offline ones by construction (and a test checks it over HTTP).
+Offline callers use `score` (pandas frames); the endpoint encodes requests itself and calls
+`score_encoded`, the same computation, so the served scores equal the offline ones (a test checks it
+over HTTP).
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,8 +35,11 @@ class SignalPredictor:
         self.encoder = encoder
         self.meta = meta
         self.window = model.cfg.max_len
-        # Precomputed once: what an empty history gets (popularity and base rates).
+        # Precomputed once: what an empty history gets (popularity and base rates), and the catalogue's
+        # output vectors (product + category + brand embeddings), constant once trained.
         self.popularity_scores = np.asarray(meta["popularity_log_prob"], dtype=np.float32)  # (P,)
+        with torch.inference_mode():
+            self.product_table = self.model.product_table()  # (P, D)
 
     @classmethod
     def from_bundle(cls, path: str | Path) -> "SignalPredictor":
@@ -45,35 +50,48 @@ class SignalPredictor:
         events = events.sort_values("ts", kind="stable").tail(self.window)
         return self.encoder.encode(events.assign(user_id="u"))
 
-    @torch.inference_mode()
     def score(self, timelines: list[pd.DataFrame], as_of: list[pd.Timestamp]) -> Scores:
         """Score several shoppers at once; each timeline is canonical events (any order, any length)."""
         encoded = [self.encode_timeline(t) if len(t) else None for t in timelines]
+        seconds_away = np.array([
+            (pd.Timestamp(at).value - t["ts"].max().value) / 1e9 if len(t) else 0.0  # ns -> s
+            for t, at in zip(timelines, as_of)
+        ])
+        return self.score_encoded(encoded, seconds_away)
+
+    @torch.inference_mode()
+    def score_encoded(self, encoded: Sequence[dict[str, np.ndarray] | None], seconds_away: np.ndarray) -> Scores:
+        """encoded: per shopper the features of its window (None: empty history, answered by base rates
+        and popularity); seconds_away: (B,) from each shopper's last event to the moment churn is asked."""
+        meta, model = self.meta, self.model
+        B = len(encoded)
         present = [i for i, e in enumerate(encoded) if e is not None]
-        B = len(timelines)
-        n_products = len(self.encoder.products)
-        intent = np.full(B, self.meta["intent_base_rate"], dtype=np.float64)
-        churn = np.full(B, self.meta["churn_base_rate"], dtype=np.float64)
-        products = np.tile(self.popularity_scores, (B, 1))
-        categories = np.tile(np.asarray(self.meta["category_prior"], dtype=np.float32), (B, 1))
-        brands = np.tile(np.asarray(self.meta["brand_prior"], dtype=np.float32), (B, 1))
+        absent = [i for i, e in enumerate(encoded) if e is None]
+        intent = np.full(B, meta["intent_base_rate"], dtype=np.float64)
+        churn = np.full(B, meta["churn_base_rate"], dtype=np.float64)
+        # Rows of the outputs are written once: priors only where there is no history.
+        products = np.empty((B, len(self.popularity_scores)), dtype=np.float32)
+        categories = np.empty((B, len(meta["category_prior"])), dtype=np.float32)
+        brands = np.empty((B, len(meta["brand_prior"])), dtype=np.float32)
+        if absent:
+            products[absent] = self.popularity_scores
+            categories[absent] = meta["category_prior"]
+            brands[absent] = meta["brand_prior"]
         if present:
             lengths = np.array([len(encoded[i]["product"]) for i in present])
-            batch = {name: torch.zeros(len(present), lengths.max(), dtype=torch.long) for name in FEATURES}
+            batch = {name: torch.zeros(len(present), lengths.max(), dtype=torch.long) for name in FEATURES}  # (b, L)
             for row, i in enumerate(present):
                 for name in FEATURES:
                     batch[name][row, : lengths[row]] = torch.from_numpy(encoded[i][name])
-            h = self.model.encode(batch)  # (b, L, D)
+            h = model.encode(batch)  # (b, L, D)
             rows, last_pos = torch.arange(len(present)), torch.from_numpy(lengths - 1)
             last = h[rows, last_pos]  # (b, D)
-            history = recent_products(batch["product"], self.model.cfg.history)[rows, last_pos]  # (b, K)
-            last_ts = np.array([timelines[i]["ts"].max().value / 1e9 for i in present])  # ns -> s
-            now = np.array([pd.Timestamp(as_of[i]).value / 1e9 for i in present])
-            gap = torch.from_numpy(churn_gap_feature(now - last_ts))
-            intent[present] = torch.sigmoid(self.model.intent_logit(last)).double().numpy()
-            churn[present] = torch.sigmoid(self.model.churn_logit(last, gap)).double().numpy()
-            products[present] = torch.log_softmax(self.model.product_logits(last, history), dim=-1).numpy()
-            categories[present] = torch.softmax(self.model.category_logits(last), dim=-1).numpy()
-            brands[present] = torch.softmax(self.model.brand_logits(last), dim=-1).numpy()
-        assert products.shape == (B, n_products)
+            history = recent_products(batch["product"], model.cfg.history)[rows, last_pos]  # (b, K)
+            gap = torch.from_numpy(churn_gap_feature(seconds_away[present]))  # (b,)
+            intent[present] = torch.sigmoid(model.intent_logit(last)).double().numpy()
+            churn[present] = torch.sigmoid(model.churn_logit(last, gap)).double().numpy()
+            logits = model.product_logits(last, history, self.product_table)  # (b, P)
+            products[present] = torch.log_softmax(logits, dim=-1).numpy()
+            categories[present] = torch.softmax(model.category_logits(last), dim=-1).numpy()
+            brands[present] = torch.softmax(model.brand_logits(last), dim=-1).numpy()
         return Scores(intent, churn, products, categories, brands)

@@ -16,7 +16,8 @@ class Vocabulary:
 
     def __init__(self, tokens: Sequence[str]):
         self.tokens: list[str] = list(tokens)
-        self._index = pd.Index(self.tokens)
+        # object dtype: pandas 3 would otherwise convert the whole vocabulary on every lookup.
+        self._index = pd.Index(self.tokens, dtype=object)
         if not self._index.is_unique:
             raise ValueError("vocabulary tokens must be unique")
 

@@ -20,7 +20,6 @@ from serving.ranking import Ranker
 from serving.request_encoding import encode_history
 from serving.schemas import (Affinity, Event, HistorySummary, ModelIdentity, ProductScore, ShopperRequest,
                              ShopperSignals)
-from serving.scoring import EncodedScorer
 from serving.segments import SegmentRules, segments_for
 
 
@@ -30,7 +29,6 @@ class SignalsEngine:
         self.identity = identity
         self.rules = rules
         self.catalogue = Catalogue(predictor.encoder)
-        self.scorer = EncodedScorer(predictor)
         self.window = predictor.window
         meta = predictor.meta
         self.products = Ranker(predictor.popularity_scores)
@@ -46,7 +44,7 @@ class SignalsEngine:
         histories = [ShopperHistory.from_events(r.events) for r in requests]
         encoded = [None if h.empty else encode_history(h, self.catalogue, self.window) for h in histories]
         seconds_away = np.array([0.0 if h.empty else h.idle_seconds(t) for h, t in zip(histories, as_of)])
-        scores = self.scorer.score(encoded, seconds_away)
+        scores = self.predictor.score_encoded(encoded, seconds_away)
         modelled = [e is not None for e in encoded]
         allowed = [allowed_products(r.filters, h, self.catalogue) for r, h in zip(requests, histories)]
         products = self.products.top(scores.products, modelled, [r.k for r in requests], allowed)

@@ -19,22 +19,22 @@ from torch import nn
 
 from models.encoding import FEATURES
 from models.network import recent_products
-from serving.scoring import EncodedScorer
+from models.predictor import SignalPredictor
 
 
 class ServedForward(nn.Module):
-    """(F, B, L) features of full windows -> the outputs the endpoint reads, as serving/scoring.py computes them."""
+    """(F, B, L) features of full windows -> the outputs the endpoint reads, as SignalPredictor.score_encoded computes them."""
 
-    def __init__(self, scorer: EncodedScorer):
+    def __init__(self, predictor: SignalPredictor):
         super().__init__()
-        self.model = scorer.predictor.model
-        self.scorer = scorer
+        self.model = predictor.model
+        self.predictor = predictor
 
     def forward(self, features: torch.Tensor, gap: torch.Tensor) -> tuple[torch.Tensor, ...]:
         x = {name: features[i] for i, name in enumerate(FEATURES)}
         last = self.model.encode(x)[:, -1]  # (B, D)
         history = recent_products(x["product"], self.model.cfg.history)[:, -1]  # (B, K)
-        log_probs = torch.log_softmax(self.model.product_logits(last, history, self.scorer.product_table), dim=-1)  # (B, P)
+        log_probs = torch.log_softmax(self.model.product_logits(last, history, self.predictor.product_table), dim=-1)  # (B, P)
         return (torch.sigmoid(self.model.intent_logit(last)), torch.sigmoid(self.model.churn_logit(last, gap)),
                 torch.topk(log_probs, 10).values, torch.softmax(self.model.category_logits(last), -1),
                 torch.softmax(self.model.brand_logits(last), -1))
@@ -65,7 +65,7 @@ def main() -> None:
             bundle = build(Path(tmp) / "bundle")
         predictor = SignalPredictor.from_bundle(bundle)
     model = predictor.model
-    eager = ServedForward(EncodedScorer(predictor)).eval()
+    eager = ServedForward(predictor).eval()
     print("| batch | eager ms | jit.trace ms | torch.compile ms | compile time s |")
     print("|---:|---:|---:|---:|---:|")
     for batch in (1, 32):
