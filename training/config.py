@@ -43,6 +43,7 @@ class ModelSection:
     n_heads: int = 4
     dropout: float = 0.1
     max_len: int = 50
+    history: int = 8  # recent products whose next-product score gets a learned recency bonus
 
 
 @dataclass
