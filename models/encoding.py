@@ -67,23 +67,31 @@ class EventEncoder:
 
     def encode(self, events: pd.DataFrame) -> dict[str, np.ndarray]:
         """Integer features per event, each (N,). `events` must be sorted by user, then time."""
-        ts = events["ts"].to_numpy(dtype="datetime64[us]").astype(np.int64) / 1e6  # seconds
         user = events["user_id"].to_numpy()
         session = events["session_id"].to_numpy()
         same_user = np.zeros(len(events), dtype=bool)
         same_user[1:] = user[1:] == user[:-1]
-        gap = np.diff(ts, prepend=ts[:1] if len(ts) else ts)
-        gap_bucket = np.where(same_user, 2 + np.searchsorted(GAP_EDGES_S, gap, side="right"), FIRST_EVENT_GAP)
-        new_session = np.ones(len(events), dtype=np.int64)
-        new_session[1:] = ~(same_user[1:] & (session[1:] == session[:-1]))
+        starts_session = np.ones(len(events), dtype=bool)
+        starts_session[1:] = ~(same_user[1:] & (session[1:] == session[:-1]))
+        return self.encode_columns(
+            product_id=events["product_id"], category=events["category"], brand=events["brand"],
+            event_type=events["event_type"], price=events["price"].to_numpy(dtype=np.float64, na_value=np.nan),
+            ts_seconds=events["ts"].to_numpy(dtype="datetime64[us]").astype(np.int64) / 1e6,
+            first_of_user=~same_user, starts_session=starts_session)
+
+    def encode_columns(self, *, product_id, category, brand, event_type, price: np.ndarray, ts_seconds: np.ndarray,
+                       first_of_user: np.ndarray, starts_session: np.ndarray) -> dict[str, np.ndarray]:
+        """The one encoding, on columns: offline tables (via `encode`) and serving requests both end here."""
+        gap = np.diff(ts_seconds, prepend=ts_seconds[:1] if len(ts_seconds) else ts_seconds)
+        gap_bucket = np.where(first_of_user, FIRST_EVENT_GAP, 2 + np.searchsorted(GAP_EDGES_S, gap, side="right"))
         return {
-            "product": self.products.encode(events["product_id"]),
-            "category": self.categories.encode(events["category"]),
-            "brand": self.brands.encode(events["brand"]),
-            "event_type": self.event_types.encode(events["event_type"]),
-            "price_bucket": self.price_bucket(events["price"].to_numpy(dtype=np.float64, na_value=np.nan)),
+            "product": self.products.encode(product_id),
+            "category": self.categories.encode(category),
+            "brand": self.brands.encode(brand),
+            "event_type": self.event_types.encode(event_type),
+            "price_bucket": self.price_bucket(price),
             "gap_bucket": gap_bucket.astype(np.int64),
-            "new_session": new_session + 1,  # 1 = continues a session, 2 = starts one; 0 stays PAD
+            "new_session": starts_session.astype(np.int64) + 1,  # 1 = continues a session, 2 = starts one; 0 = PAD
         }
 
     def price_bucket(self, price: np.ndarray) -> np.ndarray:

@@ -21,9 +21,9 @@ def allowed_products(filters: Filters, history: ShopperHistory, catalogue: Catal
         allowed = mask if allowed is None else allowed & mask
 
     if filters.categories is not None:
-        restrict(_members(filters.categories, catalogue.category_ids, catalogue.products_of_category, catalogue.n_products))
+        restrict(_members(catalogue.encoder.categories.known_ids(filters.categories), catalogue.products_of_category, catalogue.n_products))
     if filters.brands is not None:
-        restrict(_members(filters.brands, catalogue.brand_ids, catalogue.products_of_brand, catalogue.n_products))
+        restrict(_members(catalogue.encoder.brands.known_ids(filters.brands), catalogue.products_of_brand, catalogue.n_products))
     if filters.has_price_range:
         restrict(_price_mask(filters, history, catalogue))
     dropped: set[str] = set()
@@ -38,12 +38,11 @@ def allowed_products(filters: Filters, history: ShopperHistory, catalogue: Catal
     return allowed
 
 
-def _members(names: list[str], ids: dict[str, int], members: list[np.ndarray], n_products: int) -> np.ndarray:
-    """Products in any of the named groups; names the model does not know select nothing."""
+def _members(group_ids: np.ndarray, members: list[np.ndarray], n_products: int) -> np.ndarray:
+    """Products in any of the given groups (names the model does not know were already dropped)."""
     mask = np.zeros(n_products, dtype=bool)
-    for name in names:
-        if name in ids:
-            mask[members[ids[name]]] = True
+    for group in group_ids:
+        mask[members[group]] = True
     return mask
 
 

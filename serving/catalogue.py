@@ -1,19 +1,11 @@
-"""The bundle's vocabularies as lookup tables built once at load, so a request never searches them.
-
-`Vocabulary.encode` is vectorised for whole tables (pandas); a request has a few dozen values, for which
-a dict is about a hundred times faster. The ids are the same by construction (position + N_RESERVED,
-UNK otherwise), and tests/test_serving_unit.py checks them against `EventEncoder.encode`.
-"""
+"""What serving derives from the bundle's vocabularies once at load: decoding arrays and the members of
+each category and brand (the filters' masks), so a request never searches them."""
 from __future__ import annotations
 
 import numpy as np
 
 from models.encoding import EventEncoder
-from models.vocab import N_RESERVED, Vocabulary
-
-
-def id_table(vocabulary: Vocabulary) -> dict[str, int]:
-    return {token: position + N_RESERVED for position, token in enumerate(vocabulary.tokens)}
+from models.vocab import N_RESERVED
 
 
 def members_by_group(group_of: np.ndarray, n_groups: int) -> list[np.ndarray]:
@@ -26,10 +18,6 @@ def members_by_group(group_of: np.ndarray, n_groups: int) -> list[np.ndarray]:
 class Catalogue:
     def __init__(self, encoder: EventEncoder):
         self.encoder = encoder
-        self.product_ids = id_table(encoder.products)
-        self.category_ids = id_table(encoder.categories)
-        self.brand_ids = id_table(encoder.brands)
-        self.event_type_ids = id_table(encoder.event_types)
         self.n_products = len(encoder.products)
         # (P,) tokens, None for PAD/UNK: decoding a top-k list is then k array reads.
         self.product_names = np.array([None] * N_RESERVED + encoder.products.tokens, dtype=object)
@@ -40,5 +28,4 @@ class Catalogue:
 
     def known_product_ids(self, tokens: set[str]) -> np.ndarray:
         """Ids of those tokens the model knows (unknown products can never be recommended anyway)."""
-        ids = [self.product_ids[t] for t in tokens if t in self.product_ids]
-        return np.asarray(ids, dtype=np.int64)
+        return self.encoder.products.known_ids(tokens)

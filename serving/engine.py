@@ -42,7 +42,7 @@ class SignalsEngine:
     def predict(self, requests: Sequence[ShopperRequest], as_of: Sequence[datetime]) -> list[ShopperSignals]:
         """Signals for each request; `as_of[i]` is request i's as_of, or the moment it arrived."""
         histories = [ShopperHistory.from_events(r.events) for r in requests]
-        encoded = [None if h.empty else encode_history(h, self.catalogue, self.window) for h in histories]
+        encoded = [None if h.empty else encode_history(h, self.predictor.encoder, self.window) for h in histories]
         seconds_away = np.array([0.0 if h.empty else h.idle_seconds(t) for h, t in zip(histories, as_of)])
         scores = self.predictor.score_encoded(encoded, seconds_away)
         modelled = [e is not None for e in encoded]

@@ -118,3 +118,15 @@ def test_shared_candidates_get_the_same_bonus_as_the_per_row_path() -> None:
     w = model.history_weight.detach().tolist()
     assert shared[0].tolist() == pytest.approx([0, w[1], 0, w[0], w[3], 0])
     assert shared[1].tolist() == pytest.approx([w[0] + w[1], 0, 0, 0, 0, w[2]])
+
+
+def test_vocabulary_gives_the_same_ids_for_requests_and_whole_tables() -> None:
+    from models.vocab import SMALL, Vocabulary
+
+    vocab = Vocabulary([f"p{i}" for i in range(1000)])
+    values = [f"p{i}" for i in range(0, 1200, 3)] + [None]  # unknown and missing values included
+    assert len(values) > SMALL  # the whole-table path
+    table = vocab.encode(values)
+    request = np.concatenate([vocab.encode(values[i:i + 50]) for i in range(0, len(values), 50)])
+    np.testing.assert_array_equal(table, request)
+    assert table[-1] == UNK and vocab.known_ids(["p3", "zzz"]).tolist() == [5]

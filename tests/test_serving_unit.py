@@ -133,13 +133,12 @@ def test_sessions_without_ids_are_cut_after_30_minutes_and_given_ids_are_kept() 
 # --- encoding: one encoding, equal to the offline encoder ----------------------------------------------
 
 def test_request_encoding_equals_the_offline_encoder(events, predictor) -> None:
-    catalogue = Catalogue(predictor.encoder)
     for _, user in events.groupby("user_id"):
         user = user.copy()
         user.loc[user.index[::4], "product_id"] = "never-seen"  # UNK
         user.loc[user.index[1::5], ["category", "brand", "price"]] = None  # missing values
         shuffled = user.sample(frac=1.0, random_state=0)  # served events arrive in any order
-        served = encode_history(ShopperHistory.from_events(as_events(shuffled)), catalogue, WINDOW)
+        served = encode_history(ShopperHistory.from_events(as_events(shuffled)), predictor.encoder, WINDOW)
         offline = predictor.encode_timeline(user)
         for name in offline:
             np.testing.assert_array_equal(served[name], offline[name], err_msg=name)
@@ -157,7 +156,7 @@ def test_filters_restrict_the_candidates(predictor) -> None:
     encoder = predictor.encoder
     history = ShopperHistory.from_events([event(9, "cart", "p1", price=6.0), event(8, "purchase", "p2", price=7.0),
                                           event(7, "view", "p3", price=50.0)])
-    pid = {name: catalogue.product_ids[name] for name in ("p1", "p2", "p3")}
+    pid = {name: int(encoder.products.encode([name])[0]) for name in ("p1", "p2", "p3")}
     assert allowed_products(Filters(), history, catalogue) is None
     allowed = allowed_products(Filters(exclude_purchased=True, exclude_in_cart=True), history, catalogue)
     assert not allowed[pid["p1"]] and not allowed[pid["p2"]] and allowed[pid["p3"]]
