@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-SESSION_GAP = pd.Timedelta(minutes=30)
 WINDOW_DAYS = 9          # Taobao's span: sessions per user and visit gaps are measured over such a window
 CHURN_HORIZON_DAYS = 14
 CHURN_LOOKBACK_DAYS = 30
@@ -119,35 +118,13 @@ def purchase_stats(purchases: pd.DataFrame) -> dict[str, object]:
             "churn_14d": float(np.mean(rates)) if rates else float("nan")}
 
 
-def read_rees46(path: Path) -> pd.DataFrame:
-    raw = pd.read_csv(path)
-    return pd.DataFrame({
-        "user_id": raw.user_id.astype(str), "session_id": raw.user_session.astype(str),
-        "ts": pd.to_datetime(raw.event_time.str.replace(" UTC", ""), utc=True),
-        "event_type": raw.event_type, "product_id": raw.product_id.astype(str),
-        "category": raw.category_code, "brand": raw.brand, "price": raw.price,
-    }).sort_values(["user_id", "ts"], kind="stable")
+def load_canonical(format_name: str, path: Path) -> pd.DataFrame:
+    """A real sample through the project's own loader (same sessions, ranges and type mapping as training)."""
+    from training.loaders import load_events, read_events
 
-
-def read_taobao(path: Path) -> pd.DataFrame:
-    raw = pd.read_csv(path, header=None, names=["user", "item", "category", "behavior", "ts"])
-    raw["ts"] = pd.to_datetime(raw.ts, unit="s", utc=True)
-    # The documented span is 2017-11-25 .. 2017-12-03 in China time; earlier rows are noise.
-    raw = raw[(raw.ts >= "2017-11-24T16:00Z") & (raw.ts < "2017-12-03T16:00Z")]
-    raw = raw.sort_values(["user", "ts"], kind="stable")
-    new_session = raw.groupby("user").ts.diff().isna() | (raw.groupby("user").ts.diff() > SESSION_GAP)
-    kind = raw.behavior.map({"pv": "view", "cart": "cart", "buy": "purchase", "fav": "wishlist"})
-    return pd.DataFrame({
-        "user_id": raw.user.astype(str), "session_id": new_session.cumsum().astype(str), "ts": raw.ts,
-        "event_type": kind, "product_id": raw.item.astype(str), "category": raw.category.astype(str),
-        "brand": None, "price": np.nan,
-    })
-
-
-def read_online_retail_purchases(path: Path) -> pd.DataFrame:
-    raw = pd.read_parquet(path)
-    raw = raw[raw.CustomerID.notna() & ~raw.InvoiceNo.astype(str).str.startswith("C")]
-    return pd.DataFrame({"user_id": raw.CustomerID.astype(str), "ts": pd.to_datetime(raw.InvoiceDate, utc=True)})
+    with tempfile.TemporaryDirectory() as tmp:
+        load_events(format_name, [path], Path(tmp))
+        return read_events(tmp).sort_values(["user_id", "ts"], kind="stable")
 
 
 def read_cdnow_purchases(path: Path) -> pd.DataFrame:
@@ -157,13 +134,13 @@ def read_cdnow_purchases(path: Path) -> pd.DataFrame:
 
 
 def real_figures(datasets: Path) -> dict[str, dict[str, object]]:
-    taobao = read_taobao(datasets / "taobao" / "UserBehavior-even-users.csv")
+    taobao = load_canonical("taobao", datasets / "taobao" / "UserBehavior-even-users.csv")
+    retail = load_canonical("online-retail", datasets / "online-retail" / "online_retail_I_2010-2011.parquet")
     return {
-        "REES46 head": session_stats(read_rees46(datasets / "rees46" / "2019-Oct-head.csv")),
+        "REES46 head": session_stats(load_canonical("rees46", datasets / "rees46" / "2019-Oct-head.csv")),
         "Taobao": {**session_stats(taobao, local_hours_offset=8),
                    **purchase_stats(taobao[taobao.event_type == "purchase"])},
-        "Online Retail": purchase_stats(read_online_retail_purchases(
-            datasets / "online-retail" / "online_retail_I_2010-2011.parquet")),
+        "Online Retail": purchase_stats(retail),
         "CDNOW": purchase_stats(read_cdnow_purchases(datasets / "cdnow" / "CDNOW_master.txt")),
     }
 

@@ -16,14 +16,14 @@ is 2.5 hours of one day (no visit or hour-of-day rows).
 | sessions with a purchase | 0.026 | 0.092 | - | - | 0.044 |
 | sessions with a cart that end without purchase | 0.686 | 0.905 | - | - | 0.729 |
 | repeated product views within a session | 0.257 | 0.110 | - | - | 0.190 |
-| distinct categories per session | 0.76 | 2.78 | - | - | 1.44 |
+| distinct categories per session | 1.14 | 2.78 | - | - | 1.44 |
 | seconds between events: median / p90 | 32 / 106 | 55 / 345 | - | - | 45 / 209 |
 | sessions per user in 9 days: mean / median | - | 17.3 / 15 | - | - | 6.3 / 4 |
 | hours between visits (9 days): median / p90 | - | 5.7 / 24.8 | - | - | 7.4 / 36.2 |
 | session starts 18-24 h local / 0-6 h local | - | 0.36 / 0.05 | - | - | 0.36 / 0.05 |
 | views on the top 10% of viewed products (5,000-event sample) | 0.39 | 0.16 | - | - | 0.41 |
 | log price of viewed products: mean / sd | 5.05 / 1.27 | - | - | - | 4.86 / 1.31 |
-| log price sd within a category | 0.56 | - | - | - | 0.54 |
+| log price sd within a category (named categories: 0.56) | 0.48 | - | - | - | 0.54 |
 | brand missing | 0.126 | - | - | - | 0.157 |
 | days between purchases: median | - | 2.0 | 28.0 | 34.0 | 10.0 |
 | no purchase in next 14 days, buyers of last 30 days | - | - | 0.79 | 0.83 | 0.83 |
