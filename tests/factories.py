@@ -1,8 +1,14 @@
 """Small hand-made event tables for tests."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from training.schema import CANONICAL_SCHEMA, EVENTS_FILE
 
 T0 = pd.Timestamp("2026-01-01", tz="UTC")
 
@@ -35,3 +41,10 @@ def random_events(n_users: int = 60, days: int = 30, n_products: int = 40, seed:
             s += 1
             t += float(rng.exponential(60 * 24 * 3))
     return events_frame(rows)
+
+
+def write_events(events: pd.DataFrame, folder: Path) -> Path:
+    """Write `events` as a canonical events.parquet (exactly the schema `signals load` writes)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pandas(events, schema=CANONICAL_SCHEMA, preserve_index=False), folder / EVENTS_FILE)
+    return folder

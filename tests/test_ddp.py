@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from tests.factories import random_events
+from tests.factories import random_events, write_events
 
 pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parents[1]
@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 def test_two_process_ddp_trains_on_both_ranks_and_registers_once(tmp_path) -> None:
     data = tmp_path / "data"
     data.mkdir()
-    random_events(n_users=80, days=30).to_parquet(data / "events.parquet", index=False)
+    write_events(random_events(n_users=80, days=30), data)
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     cmd = [sys.executable, "-m", "training.cli", "train", f"data.path={data}", "split.val_days=5",
            "split.test_days=5", "labels.churn_horizon_days=5", "labels.churn_lookback_days=10",

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import torch
 
-from models.bundle import load_bundle, save_bundle
+from models.bundle import save_bundle
 from models.encoding import FEATURES, EventEncoder
 from models.network import ModelConfig, SessionSignalsModel
 from models.predictor import SignalPredictor

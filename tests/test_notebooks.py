@@ -9,7 +9,7 @@ import pytest
 from nbclient import NotebookClient
 
 from tests.test_train_e2e import tiny_config
-from tests.factories import random_events
+from tests.factories import random_events, write_events
 from training.train import train
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
@@ -38,7 +38,7 @@ def test_explore_events_notebook_runs() -> None:
 def test_compare_runs_notebook_draws_model_and_baselines(tmp_path) -> None:
     data = tmp_path / "data"
     data.mkdir()
-    random_events(n_users=60, days=30).to_parquet(data / "events.parquet", index=False)
+    write_events(random_events(n_users=60, days=30), data)
     result = train(tiny_config(data, tmp_path))
     nb = execute("02-compare-runs.ipynb", {"MLFLOW_TRACKING_URI": result["tracking_uri"]})
     table = next(o for c in nb.cells if c.cell_type == "code" for o in c.outputs if "text/html" in o.get("data", {}))

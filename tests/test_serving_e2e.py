@@ -22,7 +22,7 @@ from serving.schemas import EXAMPLE_REQUEST
 from training.config import TrainConfig
 from training.config_io import load_config
 from training.train import train
-from tests.factories import random_events
+from tests.factories import random_events, write_events
 
 pytestmark = pytest.mark.e2e
 
@@ -54,7 +54,7 @@ def served(tmp_path_factory) -> Iterator[Served]:
     store = tmp_path_factory.mktemp("serving")
     (store / "data").mkdir()
     events = random_events(n_users=40, days=20)
-    events.to_parquet(store / "data" / "events.parquet", index=False)
+    write_events(events, store / "data")
     result = train(load_config(TrainConfig, None, [
         f"data.path={store / 'data'}", "split.val_days=4", "split.test_days=4", "labels.churn_horizon_days=4",
         "labels.churn_lookback_days=8", "baselines.enabled=false", "train.max_epochs=1", "train.progress_bar=false",

@@ -9,7 +9,7 @@ from training.config import TrainConfig
 from training.config_io import load_config
 from training.errors import UserFacingError
 from training.train import train
-from tests.factories import random_events
+from tests.factories import random_events, write_events
 
 pytestmark = pytest.mark.e2e
 
@@ -26,7 +26,7 @@ def trained(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("train")
     data = tmp / "data"
     data.mkdir()
-    random_events(n_users=80, days=30).to_parquet(data / "events.parquet", index=False)
+    write_events(random_events(n_users=80, days=30), data)
     result = train(tiny_config(data, tmp))
     return result, tmp, data
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.factories import random_events
+from tests.factories import random_events, write_events
 from training.config_io import load_config
 from training.errors import UserFacingError
 from training.tuning.config import TuneConfig, default_study_name
@@ -30,7 +30,7 @@ def tiny_overrides(tmp: Path) -> list[str]:
     data = tmp / "data"
     if not (data / "events.parquet").is_file():
         data.mkdir(parents=True, exist_ok=True)
-        random_events().to_parquet(data / "events.parquet")
+        write_events(random_events(), data)
     return [f"data.path={data}", "split.val_days=5", "split.test_days=5", "labels.churn_horizon_days=5",
             "labels.churn_lookback_days=10", "train.max_epochs=2", "train.batch_size=32", "train.progress_bar=false",
             "model.d_model=16", f"tracking.uri=sqlite:///{tmp}/mlflow.db", f"output_dir={tmp}/runs"]

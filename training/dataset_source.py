@@ -10,8 +10,8 @@ import mlflow
 import pandas as pd
 
 from training.config import DataConfig
-from training.errors import UserFacingError
 from training.labels import SPLIT_NAMES, Labels, SplitDates
+from training.loaders import read_events
 from training.schema import EVENTS_FILE
 
 log = logging.getLogger(__name__)
@@ -56,12 +56,12 @@ class DatasetSource:
 def prepare_dataset(cfg: DataConfig, churn_horizon_days: float = 7.0) -> DatasetSource:
     """The run's events; simulated data gets its churn oracle at the run's churn horizon."""
     path = Path(cfg.path) if cfg.path else simulated_dataset(cfg.simulate_events, cfg.simulate_seed, churn_horizon_days)
-    events = read_events_folder(path)
+    events = read_events(path)
     name = cfg.name or path.name
     sha = file_sha256(path / EVENTS_FILE)
     test_start = None
     if cfg.test_path:
-        test_events = read_events_folder(Path(cfg.test_path))
+        test_events = read_events(Path(cfg.test_path))
         test_start = test_events["ts"].min()
         if events["ts"].max() >= test_start:
             log.warning("training events reach past the test file's first event; the split uses the test start")
@@ -69,13 +69,6 @@ def prepare_dataset(cfg: DataConfig, churn_horizon_days: float = 7.0) -> Dataset
         sha = hashlib.sha256((sha + file_sha256(Path(cfg.test_path) / EVENTS_FILE)).encode()).hexdigest()
     log.info("dataset %s: %d events from %s", name, len(events), path)
     return DatasetSource(name, path, events, sha, test_start)
-
-
-def read_events_folder(path: Path) -> pd.DataFrame:
-    file = path / EVENTS_FILE if path.is_dir() else path
-    if not file.is_file():
-        raise UserFacingError(f"data.path: no {EVENTS_FILE} in {path} (make one with `signals load` or `signals simulate`)")
-    return pd.read_parquet(file)
 
 
 def simulated_dataset(n_events: int, seed: int, churn_horizon_days: float) -> Path:
