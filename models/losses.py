@@ -1,15 +1,25 @@
 """Next-product losses: the full softmax, and a sampled softmax for catalogues too large for it.
 
-The sampled softmax scores each position's true product against S negatives shared by the whole
-batch, drawn from the training popularity distribution Q, and subtracts log Q from every logit
-(the log-Q correction of Bengio & Senecal / Yi et al. 2019) so that the sampled loss stays an
-unbiased stand-in for the full softmax instead of over-punishing popular products. It never builds
-the (positions x catalogue) logits: memory is (N x S) whatever the catalogue size.
+The sampled softmax estimates the full softmax's normaliser from three kinds of candidates:
+- the true product, scored exactly;
+- each position's recent products (the history that gets the recency bonus), scored exactly: the
+  full softmax always weighs them against the target, and a popularity sample almost never draws
+  them, so without them the learned recency bonus is pushed up unopposed;
+- S negatives shared by the whole batch, drawn with replacement from the training popularity Q and
+  weighted by 1 / (S q) (log-Q correction, Bengio & Senecal 2008; Yi et al. 2019), so that together
+  they are an unbiased estimate of the rest of the catalogue's mass. Draws of a product already
+  scored exactly (the target, a recent product) are dropped, every copy of them.
+It never builds the (positions x catalogue) logits: memory is N x (1 + K + S) whatever the catalogue
+size. When the sample is the whole catalogue once under a uniform Q, it equals the full softmax.
 """
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
+
+from models.vocab import N_RESERVED
 
 
 def full_softmax_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -17,15 +27,44 @@ def full_softmax_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tenso
     return F.cross_entropy(logits.float(), target)
 
 
-def sampled_softmax_loss(pos_scores: torch.Tensor, neg_scores: torch.Tensor, target: torch.Tensor,
-                         negatives: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
-    """pos_scores (N,) of the true products, neg_scores (N, S) of the shared negatives (S,), log_q (P,) -> scalar."""
-    pos = pos_scores - log_q[target]  # (N,)
-    neg = neg_scores - log_q[negatives]  # (N, S)
-    # A sampled "negative" that is the row's own target is not a negative (accidental hit).
-    neg = neg.masked_fill(negatives.unsqueeze(0) == target.unsqueeze(1), float("-inf"))
-    logits = torch.cat([pos.unsqueeze(1), neg], dim=1).float()  # (N, 1 + S)
-    return F.cross_entropy(logits, torch.zeros(len(target), dtype=torch.long, device=target.device))
+def sampled_softmax_loss(pos_scores: torch.Tensor, neg_scores: torch.Tensor, negatives: torch.Tensor,
+                         target: torch.Tensor, log_q: torch.Tensor, recent_scores: torch.Tensor,
+                         recent_ids: torch.Tensor) -> torch.Tensor:
+    """Mean sampled cross-entropy.
+
+    pos_scores (N,) of the true products target (N,); neg_scores (N, S) of the shared negatives (S,);
+    recent_scores (N, K) of each row's recent products recent_ids (N, K); log_q (P,) the proposal.
+    """
+    neg = neg_scores - (log_q[negatives] + math.log(len(negatives)))  # (N, S): importance weight 1 / (S q)
+    exact = torch.cat([target.unsqueeze(1), recent_ids], dim=1)  # (N, 1 + K) products scored exactly
+    neg = neg.masked_fill(drawn_among(exact, negatives, len(log_q)), float("-inf"))
+    # A recent product counts once, and not at all when it is PAD/UNK or the target itself.
+    keep = first_occurrence(recent_ids) & (recent_ids >= N_RESERVED) & (recent_ids != target.unsqueeze(1))
+    recent = recent_scores.masked_fill(~keep, float("-inf"))  # (N, K)
+    logits = torch.cat([pos_scores.unsqueeze(1), recent, neg], dim=1).float()  # (N, 1 + K + S)
+    return (torch.logsumexp(logits, dim=1) - logits[:, 0]).mean()
+
+
+def drawn_among(ids: torch.Tensor, negatives: torch.Tensor, n_products: int) -> torch.Tensor:
+    """(N, M) product ids per row, (S,) shared draws -> (N, S): is draw s one of row n's products?
+
+    O(N M + N S) with fixed shapes and no host sync: each drawn product gets one representative column
+    (duplicates share it), the rows mark the representatives of their products, and every draw reads
+    its representative's mark.
+    """
+    S = len(negatives)
+    column = torch.full((n_products,), S, dtype=torch.long, device=negatives.device)  # S: "not drawn"
+    column[negatives] = torch.arange(S, device=negatives.device)
+    marked = torch.zeros(ids.shape[0], S + 1, dtype=torch.bool, device=ids.device)  # (N, S + 1)
+    marked[torch.arange(ids.shape[0], device=ids.device).unsqueeze(1), column[ids]] = True
+    return marked.index_select(1, column[negatives])  # (N, S)
+
+
+def first_occurrence(ids: torch.Tensor) -> torch.Tensor:
+    """(N, K) -> (N, K) bool: True where the id does not appear earlier in its row."""
+    same = ids.unsqueeze(2) == ids.unsqueeze(1)  # (N, K, K)
+    earlier = torch.ones(ids.shape[1], ids.shape[1], dtype=torch.bool, device=ids.device).tril(-1)
+    return ~(same & earlier).any(dim=2)
 
 
 def sample_negatives(log_q: torch.Tensor, n: int, generator: torch.Generator | None = None) -> torch.Tensor:

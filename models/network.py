@@ -140,31 +140,21 @@ class SessionSignalsModel(nn.Module):
         return logits
 
     def score_products(self, query: torch.Tensor, ids: torch.Tensor, history: torch.Tensor) -> torch.Tensor:
-        """Scores of chosen products only: query (N, D), ids (N, M) per row or (S,) shared, history (N, K) -> (N, M|S)."""
-        if ids.dim() == 1:
-            scores = torch.addmm(self.product_bias[ids], query, self.product_table(ids).T)  # (N, S)
-            return scores + self.shared_history_bonus(history, ids)
+        """Scores of a few products per row, recency bonus included: query (N, D), ids (N, M), history (N, K) -> (N, M)."""
         scores = (query.unsqueeze(1) * self.product_table(ids)).sum(-1) + self.product_bias[ids]  # (N, M)
         bonus = torch.zeros(ids.shape, device=ids.device)
-        for k in range(history.shape[1]):  # M is small here (the targets): (N, M) per step
+        for k in range(history.shape[1]):  # (N, M) per recency step; M and K are small
             recent = history[:, k:k + 1]  # (N, 1)
             bonus = bonus + self.history_weight[k] * ((recent == ids) & (recent >= N_RESERVED))
         return scores + bonus
 
-    def shared_history_bonus(self, history: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-        """(N, K) recent products, (S,) shared candidates -> (N, S) bonus, in O(N K + N S) with no sync.
+    def score_shared(self, query: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        """Scores of candidates shared by every row, without the recency bonus: (N, D), (S,) -> (N, S).
 
-        Each recent product is looked up in a catalogue-sized index of the candidates and scattered
-        into its column. A product drawn twice among the candidates gets its bonus in one column only
-        (the last): a negligible bias for draws with replacement from a large catalogue.
+        The sampled softmax scores each row's recent products exactly with `score_products` and drops
+        their draws from the shared candidates, so no shared candidate would ever get a bonus.
         """
-        column = torch.full((self.cfg.n_products,), -1, dtype=torch.long, device=ids.device)
-        column[ids] = torch.arange(len(ids), device=ids.device)
-        where = column[history]  # (N, K): column of each recent product, -1 when not a candidate
-        weight = self.history_weight[: history.shape[1]].expand_as(history) * ((where >= 0) & (history >= N_RESERVED))
-        out = torch.zeros(history.shape[0], len(ids) + 1, device=ids.device, dtype=weight.dtype)  # last column: sink for -1
-        out.scatter_add_(1, torch.where(where >= 0, where, len(ids)), weight)
-        return out[:, :-1]
+        return torch.addmm(self.product_bias[ids], query, self.product_table(ids).T)
 
     def category_logits(self, h: torch.Tensor) -> torch.Tensor:
         return self.category_head(h)  # (N, C)

@@ -93,31 +93,22 @@ def test_scores_of_chosen_products_equal_the_full_catalogue_scores() -> None:
     model, encoder, events = make_model("gru")
     x = window(encoder, events, 12)
     with torch.no_grad():
+        model.history_weight.copy_(torch.linspace(1.0, 0.1, model.cfg.history))
         h = model.encode(x)[0]  # (L, D)
         history = recent_products(x["product"], model.cfg.history)[0]  # (L, K)
         full = model.product_logits(h, history)  # (L, P)
+        q = model.product_query_vectors(h)
         ids = torch.arange(2, len(encoder.products))
-        chosen = model.score_products(model.product_query_vectors(h), ids, history)
-        per_row = model.score_products(model.product_query_vectors(h), x["product"][0].unsqueeze(1), history)
+        chosen = model.score_products(q, ids.expand(len(h), -1), history)  # (L, P - 2), bonus included
+        shared = model.score_shared(q, ids)  # no bonus: differs exactly where a recent product gets one
+        per_row = model.score_products(q, x["product"][0].unsqueeze(1), history)
     torch.testing.assert_close(chosen, full[:, 2:])
+    bonus = full[:, 2:] - shared
+    is_recent = (ids.view(1, -1, 1) == history.unsqueeze(1)).any(-1)  # (L, P - 2)
+    assert (bonus[~is_recent].abs() < 1e-5).all() and (bonus[is_recent].abs() > 1e-3).all()
     torch.testing.assert_close(per_row.squeeze(1), full.gather(1, x["product"][0].unsqueeze(1)).squeeze(1))
     # the current product gets the recency bonus
     assert (history[:, 0] == x["product"][0]).all()
-
-
-def test_shared_candidates_get_the_same_bonus_as_the_per_row_path() -> None:
-    model, encoder, events = make_model("gru")
-    history = torch.tensor([[5, 3, 0, 7], [2, 2, 9, 1]])  # (N=2, K=4); 0 = PAD, 1 = UNK never count
-    ids = torch.tensor([2, 3, 4, 5, 7, 9])
-    with torch.no_grad():
-        model.history_weight.copy_(torch.linspace(1.0, 0.1, model.cfg.history))
-        q = torch.zeros(2, model.cfg.d_model)  # scores reduce to bias + bonus
-        shared = model.score_products(q, ids, history) - model.product_bias[ids]  # (2, 6)
-        per_row = model.score_products(q, ids.expand(2, -1), history) - model.product_bias[ids]
-    torch.testing.assert_close(per_row, shared)
-    w = model.history_weight.detach().tolist()
-    assert shared[0].tolist() == pytest.approx([0, w[1], 0, w[0], w[3], 0])
-    assert shared[1].tolist() == pytest.approx([w[0] + w[1], 0, 0, 0, 0, w[2]])
 
 
 def test_vocabulary_gives_the_same_ids_for_requests_and_whole_tables() -> None:

@@ -24,7 +24,7 @@ from training.streaming.encoder_fit import quantiles_from_counts
 from training.streaming.evaluate import evaluate_streaming
 from training.streaming.partitions import Manifest, partition_of, partition_path, MANIFEST
 from training.streaming.prepare import popularity_log_prob_from_counts, prepare_streaming
-from training.train import popularity_log_prob, prepare
+from training.fitting import popularity_log_prob, prepare
 from tests.factories import random_events
 
 K = 5

@@ -66,6 +66,7 @@ class TrainSection:
     num_nodes: int = 1
     strategy: str = "auto"  # "ddp" for several devices or nodes (see README: multi-GPU and clusters)
     precision: str = "32-true"  # "bf16-mixed" on a GPU
+    compile: bool = False  # torch.compile the training step: 2-3x on a GPU; minutes of compiling on a small CPU
     seed: int = 42
     num_workers: int = 0
     limit_train_batches: float = 1.0

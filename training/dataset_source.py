@@ -6,7 +6,6 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-import mlflow
 import pandas as pd
 
 from training.config import DataConfig
@@ -37,6 +36,8 @@ class DatasetSource:
 
     def log_lineage(self, dates: SplitDates, labels: Labels) -> None:
         """Dataset, file hash, split dates and row counts, through mlflow.log_input and params."""
+        import mlflow  # here: preparing data (fitting.prepare) must not need MLflow
+
         counts = {
             "events": len(labels.events),
             "users": labels.events["user_id"].nunique(),

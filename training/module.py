@@ -32,55 +32,82 @@ class SignalsModule(L.LightningModule):
         self.val_next_mrr = MeanMetric()
         self._seen = {"intent": 0, "churn": 0, "next": 0}
         self._t0 = time.perf_counter()
+        self._train_step = None  # shared_step, compiled on first use when train.compile
 
-    def shared_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def shared_step(self, batch: dict[str, torch.Tensor], negatives: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        """Weighted multi-task loss of one batch (and, in eval mode, what the validation metrics need).
+
+        No host-device sync: labelled rows are picked with the indices `collate` found on the host, and
+        a task with no label in the batch is skipped on the index's size, which the host knows. That
+        keeps the GPU fed and lets torch.compile take the whole step (`train.compile`).
+        `negatives`: (S,) shared draws for `next_loss=sampled` (drawn outside, see `draw_negatives`).
+        """
         h = self.model.encode(feature_batch(batch))  # (B, L, D)
+        flat = h.flatten(0, 1)  # (B*L, D)
         out: dict[str, torch.Tensor] = {}
-        zero = h.sum() * 0.0  # keeps the graph connected when a task has no label in this batch
         losses = {}
 
-        intent_mask = batch["intent"] >= 0  # (B, L)
-        if intent_mask.any():
-            logits = self.model.intent_logit(h[intent_mask])  # (N,)
-            target = batch["intent"][intent_mask].float()
-            losses["intent"] = F.binary_cross_entropy_with_logits(logits.float(), target)
-            out["intent_prob"], out["intent_target"] = torch.sigmoid(logits.float()), target.long()
+        intent_index = batch["intent_index"]  # (N_i,) flat positions with an intent label
+        if intent_index.numel():
+            logits = self.model.intent_logit(flat[intent_index]).float()  # (N_i,)
+            target = batch["intent"].flatten()[intent_index].float()
+            losses["intent"] = F.binary_cross_entropy_with_logits(logits, target)
+            if not self.training:
+                out["intent_prob"], out["intent_target"] = torch.sigmoid(logits), target.long()
 
         if batch["churn_pos"].numel():
             hc = h[batch["churn_batch"], batch["churn_pos"]]  # (M, D)
-            logits = self.model.churn_logit(hc, batch["churn_gap"])  # (M,)
-            losses["churn"] = F.binary_cross_entropy_with_logits(logits.float(), batch["churn_label"])
-            out["churn_prob"], out["churn_target"] = torch.sigmoid(logits.float()), batch["churn_label"].long()
+            logits = self.model.churn_logit(hc, batch["churn_gap"]).float()  # (M,)
+            losses["churn"] = F.binary_cross_entropy_with_logits(logits, batch["churn_label"])
+            if not self.training:
+                out["churn_prob"], out["churn_target"] = torch.sigmoid(logits), batch["churn_label"].long()
 
-        next_mask = batch["next_product"] >= 2  # known product (not PAD/UNK): unseen targets are dropped
-        if next_mask.any():
-            hn = h[next_mask]  # (N, D)
-            history = recent_products(batch["product"], self.model.cfg.history)[next_mask]  # (N, K)
-            target = batch["next_product"][next_mask]
+        next_index = batch["next_index"]  # (N,) flat positions whose next product is known (unseen ones dropped)
+        if next_index.numel():
+            hn = flat[next_index]  # (N, D)
+            history = recent_products(batch["product"], self.model.cfg.history).flatten(0, 1)[next_index]  # (N, K)
+            target = batch["next_product"].flatten()[next_index]  # (N,)
             if self.tc.next_loss == "sampled":
-                negatives = sample_negatives(self.log_q, self.tc.n_negatives)  # (S,)
-                q = self.model.product_query_vectors(hn)
-                pos = self.model.score_products(q, target.unsqueeze(1), history).squeeze(1)  # (N,)
-                neg = self.model.score_products(q, negatives, history)  # (N, S)
-                losses["next"] = sampled_softmax_loss(pos, neg, target, negatives, self.log_q)
+                q = self.model.product_query_vectors(hn)  # (N, D)
+                exact = self.model.score_products(q, torch.cat([target.unsqueeze(1), history], 1), history)  # (N, 1+K)
+                losses["next"] = sampled_softmax_loss(exact[:, 0], self.model.score_shared(q, negatives), negatives,
+                                                      target, self.log_q, exact[:, 1:], history)
             else:
                 losses["next"] = full_softmax_loss(self.model.product_logits(hn, history), target)  # (N, P) logits
             if not self.training:
                 table = self.model.product_table()  # (P, D), once for all chunks of this batch
                 out["next_rank"] = chunked_ranks(lambda q, hist: self.model.product_logits(q, hist, table),
                                                  hn.detach(), history, target, self.model.cfg.n_products)
-            affinity = F.cross_entropy(self.model.category_logits(hn).float(), batch["next_category"][next_mask])
-            affinity = affinity + F.cross_entropy(self.model.brand_logits(hn).float(), batch["next_brand"][next_mask])
+            affinity = F.cross_entropy(self.model.category_logits(hn).float(), batch["next_category"].flatten()[next_index])
+            affinity = affinity + F.cross_entropy(self.model.brand_logits(hn).float(),
+                                                  batch["next_brand"].flatten()[next_index])
             losses["affinity"] = affinity
 
         weights = {"intent": self.tc.intent_weight, "churn": self.tc.churn_weight,
                    "next": self.tc.next_weight, "affinity": self.tc.affinity_weight}
+        zero = h.sum() * 0.0  # keeps the graph connected when a batch has no label at all
         out["loss"] = sum((weights[k] * v for k, v in losses.items()), zero)
         out.update({f"loss_{k}": v.detach() for k, v in losses.items()})
         return out
 
+    def draw_negatives(self) -> torch.Tensor | None:
+        """(S,) shared negatives for this step, or None with the full softmax.
+
+        Drawn outside the (compiled) step: random sampling stays in eager PyTorch, on the device.
+        """
+        if self.tc.next_loss != "sampled":
+            return None
+        return sample_negatives(self.log_q, self.tc.n_negatives)
+
+    def train_loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """`shared_step` of a training batch; compiled on first use when `train.compile`."""
+        if self._train_step is None:
+            # dynamic=True: the number of labelled rows changes every batch; one graph serves them all.
+            self._train_step = torch.compile(self.shared_step, dynamic=True) if self.tc.compile else self.shared_step
+        return self._train_step(batch, self.draw_negatives())
+
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        out = self.shared_step(batch)
+        out = self.train_loss(batch)
         self.log("train_loss", out["loss"], prog_bar=True, batch_size=batch["product"].shape[0])
         for k in ("intent", "churn", "next", "affinity"):
             if f"loss_{k}" in out:
@@ -104,7 +131,7 @@ class SignalsModule(L.LightningModule):
                      batch_size=1, rank_zero_only=True)
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        out = self.shared_step(batch)
+        out = self.shared_step(batch, self.draw_negatives())
         self.log("val_loss", out["loss"], prog_bar=True, batch_size=batch["product"].shape[0])
         if "intent_prob" in out:
             self.val_intent_ap.update(out["intent_prob"], out["intent_target"])

@@ -21,25 +21,30 @@ class Predictions:
 
 
 @torch.inference_mode()
-def predict(model: SessionSignalsModel, dataset: WindowDataset, batch_size: int = 256) -> Predictions:
-    model.eval()
+def predict(model: SessionSignalsModel, dataset: WindowDataset, batch_size: int = 256,
+            device: torch.device | str = "cpu") -> Predictions:
+    """Predictions at every labelled position of the dataset's windows (the rows `collate` indexes)."""
+    model.eval().to(device)
     table = model.product_table()  # (P, D), once for the whole split
     intent_rows, intent_p, churn_keys, churn_p, next_rows, next_ranks = [], [], [], [], [], []
     for batch in DataLoader(dataset, batch_size=batch_size, collate_fn=collate):
+        rows = batch["event_row"].flatten()  # (B*L,) stays on the host
+        batch = {k: v.to(device) for k, v in batch.items()}
         h = model.encode(feature_batch(batch))  # (B, L, D)
-        mask = batch["intent"] >= 0
-        intent_rows.append(batch["event_row"][mask])
-        intent_p.append(torch.sigmoid(model.intent_logit(h[mask])))
+        flat = h.flatten(0, 1)  # (B*L, D)
+        index = batch["intent_index"]
+        intent_rows.append(rows[index.cpu()])
+        intent_p.append(torch.sigmoid(model.intent_logit(flat[index])).cpu())
         if batch["churn_pos"].numel():
             hc = h[batch["churn_batch"], batch["churn_pos"]]
-            churn_keys.append(batch["churn_key"])
-            churn_p.append(torch.sigmoid(model.churn_logit(hc, batch["churn_gap"])))
-        mask = batch["next_product"] >= 2
-        if mask.any():
-            next_rows.append(batch["event_row"][mask])
-            history = recent_products(batch["product"], model.cfg.history)[mask]  # (N, K)
-            next_ranks.append(chunked_ranks(lambda q, hist: model.product_logits(q, hist, table), h[mask], history,
-                                            batch["next_product"][mask], model.cfg.n_products))
+            churn_keys.append(batch["churn_key"].cpu())
+            churn_p.append(torch.sigmoid(model.churn_logit(hc, batch["churn_gap"])).cpu())
+        index = batch["next_index"]
+        if index.numel():
+            next_rows.append(rows[index.cpu()])
+            history = recent_products(batch["product"], model.cfg.history).flatten(0, 1)[index]  # (N, K)
+            next_ranks.append(chunked_ranks(lambda q, hist: model.product_logits(q, hist, table), flat[index], history,
+                                            batch["next_product"].flatten()[index], model.cfg.n_products).cpu())
 
     def series(keys: list[torch.Tensor], values: list[torch.Tensor]) -> pd.Series:
         if not keys:

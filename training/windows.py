@@ -13,6 +13,7 @@ import torch
 from torch.utils.data import Dataset
 
 from models.encoding import FEATURES, churn_gap_feature
+from models.vocab import N_RESERVED
 from training.labels import Labels, naive_utc
 
 IGNORE = -1
@@ -145,4 +146,15 @@ def collate(items: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
         batch[k] = torch.cat([it[k] for it in items])
     batch["churn_batch"] = torch.cat([torch.full((len(it["churn_pos"]),), b, dtype=torch.long)
                                       for b, it in enumerate(items)])
+    return add_label_index(batch)
+
+
+def add_label_index(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Flat (B * L) positions that carry an intent / a known next-product label, found here on the host.
+
+    The training step selects rows with these indices instead of boolean masks: a boolean mask on the
+    GPU makes the host wait for the device to learn how many rows it selects, every step.
+    """
+    batch["intent_index"] = torch.nonzero(batch["intent"].flatten() >= 0).squeeze(1)
+    batch["next_index"] = torch.nonzero(batch["next_product"].flatten() >= N_RESERVED).squeeze(1)
     return batch

@@ -1,46 +1,44 @@
-"""Sampled softmax (log-Q corrected, shared negatives) against the full softmax on the same data.
+"""Sampled softmax (log-Q corrected, shared negatives + recent products) against the full softmax.
 
-    python benchmarks/training/sampled_vs_full.py --device cuda --events 3000000 --products 100000
+    python benchmarks/training/sampled_vs_full.py --device cuda --events 2000000 --products 100000 --seeds 5 6
     python benchmarks/training/sampled_vs_full.py --eval-check            # 1,000,000-product ranking on CPU
 
-Simulated data (same seed), one in-memory preparation (exactly `training.train.prepare`'s steps), then
-one Lightning training per loss with the same seed, the same epochs and the same everything else
-(`SignalsModule`, the production loss code); the model of the last epoch is evaluated on the TEST
-split: Recall@20 and MRR@20 of the next product over the whole catalogue, pessimistic ties, targets
-unseen in training dropped (as in `training.comparison`). Relative loss = 1 - sampled / full.
+Simulated data (same seed), one `training.fitting.prepare`, then for each loss and seed one
+`training.fitting.fit` (the production training: SignalsModule, early stopping on validation, the best
+epoch restored) with only `train.next_loss` / `train.n_negatives` / `train.seed` changed. The model is
+evaluated on TEST with `training.predict.predict`: Recall@20 and MRR@20 of the next product over the
+whole catalogue, pessimistic ties, targets unseen in training dropped (as in `training.comparison`).
+Relative loss = 1 - sampled / full, per seed and of the means over seeds.
 
-It does not call `training.train.train` (MLflow is not installed on the GPU machine, and baselines are
-irrelevant here); it calls the same pieces. `--eval-check` ranks N queries against 1,000,000 products
-with `models.ranking.chunked_ranks` and reports the process's peak RSS beside the (N x P) matrix a
-non-chunked evaluation would need.
+`--eval-check` ranks N queries against 1,000,000 products with `models.ranking.chunked_ranks` and
+reports the process's peak RSS beside the (N x P) matrix a non-chunked evaluation would need.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import resource
+import statistics
 import sys
+import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import torch
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO_ROOT))
 
 import lightning as L  # noqa: E402
-from torch.utils.data import DataLoader  # noqa: E402
 
-from models.encoding import EventEncoder  # noqa: E402
-from models.network import ModelConfig, SessionSignalsModel, feature_batch, recent_products  # noqa: E402
+from models.network import ModelConfig, SessionSignalsModel  # noqa: E402
 from models.ranking import chunked_ranks, rank_metrics  # noqa: E402
-from training.config import LabelConfig, ModelSection, SplitConfig  # noqa: E402
-from training.config_io import to_dict  # noqa: E402
-from training.labels import TEST, TRAIN, VAL, make_labels, naive_utc, split_dates  # noqa: E402
-from training.module import SignalsModule  # noqa: E402
-from training.windows import WindowDataset, build_split, collate  # noqa: E402
+from training.config import TrainConfig  # noqa: E402
+from training.config_io import load_config  # noqa: E402
+from training.fitting import fit, popularity_log_prob, prepare  # noqa: E402
+from training.labels import TEST  # noqa: E402
+from training.predict import predict  # noqa: E402
 
 
 def simulate(out: Path, events: int, products: int, seed: int) -> Path:
@@ -54,69 +52,16 @@ def simulate(out: Path, events: int, products: int, seed: int) -> Path:
     return out
 
 
-def popularity_log_prob(encoder: EventEncoder, train_window: pd.DataFrame) -> np.ndarray:
-    """training.train.popularity_log_prob (copied: training.train imports MLflow)."""
-    counts = np.bincount(encoder.products.encode(train_window["product_id"]), minlength=len(encoder.products))
-    counts = counts.astype(np.float64) + 1e-3
-    counts[:2] = 0.0
-    with np.errstate(divide="ignore"):
-        log_p = np.log(counts / counts.sum())
-    return np.where(np.isfinite(log_p), log_p, -1e9)
-
-
-def prepare(path: Path, model: ModelSection, split: SplitConfig, labels_cfg: LabelConfig):
-    """training.train.prepare's steps, in memory."""
+def train_one(cfg: TrainConfig, p, log_q: torch.Tensor, device: str) -> dict:
+    L.seed_everything(cfg.train.seed, workers=True)
     t = time.perf_counter()
-    events = pd.read_parquet(path / "events.parquet")
-    dates = split_dates(events, split)
-    labels = make_labels(events, dates, labels_cfg)
-    train_window = labels.events[naive_utc(labels.events["ts"]) < np.datetime64(dates.val_start.tz_localize(None), "us")]
-    encoder = EventEncoder.fit(train_window, min_count=labels_cfg.min_count)
-    encoded = encoder.encode(labels.events)
-    datasets = {s: WindowDataset(build_split(labels, encoded, s, model.max_len), model.max_len) for s in (TRAIN, VAL, TEST)}
-    model_cfg = ModelConfig(**encoder.sizes(), **to_dict(model))
-    log_q = torch.from_numpy(popularity_log_prob(encoder, train_window))
-    print(f"# prepared {len(events):,} events in {time.perf_counter() - t:.0f} s: windows train "
-          f"{len(datasets[TRAIN]):,} val {len(datasets[VAL]):,} test {len(datasets[TEST]):,}; "
-          f"catalogue {len(encoder.products):,}", flush=True)
-    return datasets, model_cfg, log_q, encoder
-
-
-@torch.inference_mode()
-def next_ranks(model: SessionSignalsModel, dataset: WindowDataset, device: torch.device, workers: int) -> torch.Tensor:
-    """Ranks of every known next-product target of the split (training.predict's selection), on `device`."""
-    model.to(device).eval()
-    out = []
-    for batch in DataLoader(dataset, batch_size=512, collate_fn=collate, num_workers=workers):
-        batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-        h = model.encode(feature_batch(batch))
-        mask = batch["next_product"] >= 2
-        history = recent_products(batch["product"], model.cfg.history)[mask]  # (N, K), as training.predict
-        out.append(chunked_ranks(model.product_logits, h[mask], history, batch["next_product"][mask],
-                                 model.cfg.n_products, max_cells=1 << 28 if device.type == "cuda" else 1 << 25).cpu())
-    return torch.cat(out)
-
-
-def train_one(loss: str, negatives: int, args, datasets, model_cfg: ModelConfig, log_q: torch.Tensor,
-              encoder: EventEncoder) -> dict:
-    L.seed_everything(args.seed, workers=True)
-    tc = dict(max_epochs=args.epochs, batch_size=args.batch, lr=args.lr, next_loss=loss, n_negatives=negatives,
-              seed=args.seed, accelerator="gpu" if args.device == "cuda" else "cpu", precision=args.precision)
-    module = SignalsModule(model_cfg.to_dict(), tc, log_q)
-    module.model.set_catalogue(torch.from_numpy(encoder.product_category), torch.from_numpy(encoder.product_brand))  # as fit()
-    loader = DataLoader(datasets[TRAIN], batch_size=args.batch, shuffle=True, collate_fn=collate,
-                        num_workers=args.workers, pin_memory=args.device == "cuda", persistent_workers=args.workers > 0,
-                        generator=torch.Generator().manual_seed(args.seed))
-    trainer = L.Trainer(max_epochs=args.epochs, accelerator=tc["accelerator"], devices=1, precision=args.precision,
-                        logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0)
-    t = time.perf_counter()
-    trainer.fit(module, loader)
+    with tempfile.TemporaryDirectory() as tmp:
+        module, best_val = fit(cfg, p, log_q, logger=False, ckpt_dir=Path(tmp) / "checkpoints", callbacks=None)
     train_s = time.perf_counter() - t
-    ranks = next_ranks(module.model, datasets[TEST], torch.device(args.device), args.workers)
-    m = rank_metrics(ranks, k=20)
-    res = {"loss": loss, "negatives": negatives if loss == "sampled" else None, "epochs": args.epochs,
-           "train_s": train_s, "test_points": len(ranks), **m}
+    ranks = torch.as_tensor(predict(module.model, p.datasets[TEST], batch_size=512, device=device).next_rank.to_numpy())
+    tc = cfg.train
+    res = {"loss": tc.next_loss, "negatives": tc.n_negatives if tc.next_loss == "sampled" else None, "seed": tc.seed,
+           "train_s": train_s, "best_val_score": best_val, "test_points": len(ranks), **rank_metrics(ranks, k=20)}
     print(json.dumps(res), flush=True)
     return res
 
@@ -149,15 +94,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--events", type=int, default=3_000_000)
     p.add_argument("--products", type=int, default=100_000)
-    p.add_argument("--seed", type=int, default=5)
+    p.add_argument("--data-seed", type=int, default=5, help="simulator seed")
+    p.add_argument("--seeds", type=int, nargs="+", default=[5], help="training seeds; each loss is trained once per seed")
     p.add_argument("--data", type=Path, default=REPO_ROOT / "data" / "generated" / "sampled-vs-full")
     p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--batch", type=int, default=256)
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--encoder", default="gru")
     p.add_argument("--d-model", type=int, default=64)
-    p.add_argument("--negatives", type=int, nargs="+", default=[512, 2048, 8192])
-    p.add_argument("--precision", default=None, help="default: bf16-mixed on cuda, 32-true on cpu")
+    p.add_argument("--negatives", type=int, nargs="+", default=[8192])
+    p.add_argument("--no-compile", dest="compile", action="store_false", help="eager step on the GPU too")
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="more TrainConfig overrides")
     p.add_argument("--workers", type=int, default=6)
     p.add_argument("--json", type=Path)
     p.add_argument("--eval-check", action="store_true")
@@ -169,22 +116,41 @@ def main(argv: list[str] | None = None) -> int:
         if args.json:
             args.json.write_text(json.dumps(res, indent=1))
         return 0
-    args.precision = args.precision or ("bf16-mixed" if args.device == "cuda" else "32-true")
     torch.set_float32_matmul_precision("high")
-    data = simulate(args.data / f"sim-{args.events}-p{args.products}-seed{args.seed}", args.events, args.products, args.seed)
-    model = ModelSection(encoder=args.encoder, d_model=args.d_model, n_layers=1 if args.encoder == "gru" else 2)
-    datasets, model_cfg, log_q, encoder = prepare(data, model, SplitConfig(), LabelConfig())
-    results = [train_one("full", 0, args, datasets, model_cfg, log_q, encoder)]
-    results += [train_one("sampled", n, args, datasets, model_cfg, log_q, encoder) for n in args.negatives]
-    full = results[0]
-    print(f"\n{'loss':8s} {'negatives':>9s} {'recall@20':>9s} {'mrr@20':>8s} {'rel. recall':>11s} {'rel. mrr':>9s} {'train s':>8s}")
-    for r in results:
-        r["relative_recall_loss"] = 1 - r["recall@20"] / full["recall@20"]
-        r["relative_mrr_loss"] = 1 - r["mrr@20"] / full["mrr@20"]
-        print(f"{r['loss']:8s} {str(r['negatives'] or '-'):>9s} {r['recall@20']:9.4f} {r['mrr@20']:8.4f} "
-              f"{r['relative_recall_loss']:11.2%} {r['relative_mrr_loss']:9.2%} {r['train_s']:8.1f}")
+    data = simulate(args.data / f"sim-{args.events}-p{args.products}-seed{args.data_seed}", args.events, args.products,
+                    args.data_seed)
+    gpu = args.device == "cuda"
+    cfg = load_config(TrainConfig, None, [
+        f"data.path={data}", f"model.encoder={args.encoder}", f"model.d_model={args.d_model}",
+        f"model.n_layers={1 if args.encoder == 'gru' else 2}", f"train.max_epochs={args.epochs}",
+        f"train.batch_size={args.batch}", f"train.lr={args.lr}", f"train.num_workers={args.workers}",
+        f"train.accelerator={'gpu' if gpu else 'cpu'}", f"train.precision={'bf16-mixed' if gpu else '32-true'}",
+        f"train.compile={gpu and args.compile}", "train.progress_bar=false", *args.set])
+    prepared = prepare(cfg)
+    log_q = torch.from_numpy(popularity_log_prob(prepared.encoder, prepared.train_window))
+    results = []
+    for seed in args.seeds:
+        for loss, negatives in [("full", cfg.train.n_negatives)] + [("sampled", n) for n in args.negatives]:
+            run_cfg = replace(cfg, train=replace(cfg.train, next_loss=loss, n_negatives=negatives, seed=seed))
+            results.append(train_one(run_cfg, prepared, log_q, args.device))
+
+    def mean(loss: str, negatives, key: str) -> float:
+        return statistics.mean(r[key] for r in results if r["loss"] == loss and r["negatives"] == negatives)
+
+    print(f"\n{'loss':8s} {'negatives':>9s} {'recall@20':>9s} {'mrr@20':>8s} {'rel. recall':>11s} {'rel. mrr':>9s} "
+          f"{'train s':>8s}   (means over seeds {args.seeds})")
+    summary = []
+    for loss, negatives in [("full", None)] + [("sampled", n) for n in args.negatives]:
+        row = {k: mean(loss, negatives, k) for k in ("recall@20", "mrr@20", "train_s")}
+        row.update(loss=loss, negatives=negatives,
+                   relative_recall_loss=1 - row["recall@20"] / mean("full", None, "recall@20"),
+                   relative_mrr_loss=1 - row["mrr@20"] / mean("full", None, "mrr@20"))
+        summary.append(row)
+        print(f"{loss:8s} {str(negatives or '-'):>9s} {row['recall@20']:9.4f} {row['mrr@20']:8.4f} "
+              f"{row['relative_recall_loss']:11.2%} {row['relative_mrr_loss']:9.2%} {row['train_s']:8.1f}")
     if args.json:
-        args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "results": results}, indent=1))
+        args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "results": results,
+                                         "summary": summary}, indent=1))
     return 0
 
 

@@ -135,7 +135,7 @@ def phase_in_memory(data: Path, work: Path) -> dict:
     from torch.utils.data import DataLoader
 
     from training.labels import TRAIN
-    from training.train import prepare
+    from training.fitting import prepare
     from training.windows import collate
 
     cfg = config(data, work, False)

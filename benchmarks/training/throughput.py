@@ -1,24 +1,21 @@
-"""Training-step throughput of our SessionSignalsModel on synthetic batches (GPU or CPU).
+"""Training-step throughput of the production step (`SignalsModule.train_loss`) on synthetic batches.
 
     python -m benchmarks.training.throughput                       # GPU if there is one, else CPU
-    python -m benchmarks.training.throughput --device cpu --batch 128 --steps 3 --warmup 1
+    python -m benchmarks.training.throughput --device cpu --batch 128 --steps 3 --warmup 1 --modes eager
 
 Model: width 128, window 50; a 2-layer causal Transformer and a 1-layer GRU, the catalogue at
 100,000 and 1,000,000 products. Batches: B windows of L real events, every position labelled for
 intent and next product (as the reference microbenchmark scores every position), one churn example
-per window. events/s = B x L / step time; peak GPU memory from torch.cuda.max_memory_allocated.
+per window, built on the host by the production `collate` index step (`add_label_index`).
+events/s = B x L / step time; peak GPU memory from torch.cuda.max_memory_allocated.
 
-Two steps, both on the same SignalsModule (its model, its log Q buffer, its TrainSection weights):
-- `module`: `SignalsModule.shared_step(batch)["loss"]` + backward + fused AdamW, in a plain loop under
-  bf16 autocast: exactly the production loss code, as Lightning runs it (less Lightning's per-step
-  hooks). It has host-device syncs (`mask.any()`, boolean-mask indexing).
-- `static`: the same losses written with fixed shapes (masks as weights, masked means), the negatives
-  drawn with the same `sample_negatives` outside the compiled region, the loss (encoder + heads)
-  compiled with torch.compile. No host-device sync in the step (checked with
-  torch.cuda.set_sync_debug_mode("error") on the eager version). `--check` verifies that its loss
-  equals `shared_step`'s on the same batch and negatives.
-Full softmax is run only where the memory check says it fits; the sampled softmax with
-`--negatives` shared negatives (log-Q corrected, training/module.py's default path for large catalogues).
+Modes, all on one `SignalsModule` (its model, its losses, its log Q buffer, its weights):
+- `eager`: `module.train_loss(batch)` + backward + fused AdamW in a plain loop, bf16 autocast on a GPU.
+- `compiled`: the same with `train.compile=true` (the module compiles its own step).
+- `lightning`: `Trainer.fit` with the compiled module, as `training.fitting.fit` runs it (bf16-mixed,
+  deterministic, fused AdamW from `configure_optimizers`, the module's own logging), over a DataLoader
+  of pre-collated pinned batches; the time of the last `--steps` steps is measured by a callback.
+On a GPU, `--check-syncs` runs one eager step under torch.cuda.set_sync_debug_mode("error").
 """
 from __future__ import annotations
 
@@ -29,15 +26,15 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO_ROOT))
 
-from models.losses import sample_negatives  # noqa: E402
-from models.network import feature_batch, recent_products  # noqa: E402
+import lightning as L  # noqa: E402
+
 from models.vocab import N_RESERVED  # noqa: E402
 from training.module import SignalsModule  # noqa: E402
+from training.windows import add_label_index  # noqa: E402
 
 N_CATEGORIES, N_BRANDS = 2_000, 1_000
 
@@ -48,13 +45,13 @@ def model_cfg(products: int, encoder: str, d: int, window: int) -> dict:
                 n_layers=2 if encoder == "transformer" else 1, n_heads=4, dropout=0.1, max_len=window)
 
 
-def synthetic_batch(B: int, L: int, products: int, device: torch.device, seed: int) -> dict[str, torch.Tensor]:
+def synthetic_batch(B: int, L: int, products: int, seed: int) -> dict[str, torch.Tensor]:
+    """A collated batch on the host (as the DataLoader hands it over)."""
     g = torch.Generator().manual_seed(seed)
     ri = lambda lo, hi, shape: torch.randint(lo, hi, shape, generator=g)
     # Zipf-like product popularity, as in real catalogues (matters for the sampled softmax's proposal).
     ranks = torch.arange(1, products - N_RESERVED + 1, dtype=torch.float64)
-    pop = 1.0 / ranks
-    prod = torch.multinomial(pop, B * (L + 1), replacement=True, generator=g).reshape(B, L + 1) + N_RESERVED
+    prod = torch.multinomial(1.0 / ranks, B * (L + 1), replacement=True, generator=g).reshape(B, L + 1) + N_RESERVED
     b = {
         "product": prod[:, :L].contiguous(), "category": ri(2, N_CATEGORIES, (B, L)), "brand": ri(2, N_BRANDS, (B, L)),
         "event_type": ri(1, 6, (B, L)), "price_bucket": ri(1, 19, (B, L)), "gap_bucket": ri(1, 22, (B, L)),
@@ -65,142 +62,117 @@ def synthetic_batch(B: int, L: int, products: int, device: torch.device, seed: i
         "churn_pos": ri(0, L, (B,)), "churn_gap": torch.rand(B, generator=g), "churn_label": ri(0, 2, (B,)).float(),
         "churn_key": torch.arange(B), "churn_batch": torch.arange(B),
     }
-    return {k: v.to(device, non_blocking=True) for k, v in b.items()}
+    return add_label_index(b)
 
 
-def _masked_mean(x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
-    m = m.to(x.dtype)
-    return (x * m).sum() / m.sum().clamp_min(1.0)
+def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
 
-def static_loss(module: SignalsModule, batch: dict[str, torch.Tensor], negatives: torch.Tensor | None) -> torch.Tensor:
-    """shared_step's weighted loss with fixed shapes: every (b, t) row is computed, masks weight them."""
-    model, tc = module.model, module.tc
-    h = model.encode(feature_batch(batch))  # (B, L, D)
-    B, L, D = h.shape
-    hf = h.reshape(B * L, D)
-    im = (batch["intent"] >= 0).reshape(-1)
-    it = batch["intent"].reshape(-1).clamp_min(0).float()
-    intent = _masked_mean(F.binary_cross_entropy_with_logits(model.intent_logit(hf).float(), it, reduction="none"), im)
-    hc = h[batch["churn_batch"], batch["churn_pos"]]
-    churn = F.binary_cross_entropy_with_logits(model.churn_logit(hc, batch["churn_gap"]).float(), batch["churn_label"])
-    nm = (batch["next_product"] >= 2).reshape(-1)
-    target = torch.where(nm, batch["next_product"].reshape(-1), torch.full_like(nm, N_RESERVED, dtype=torch.long))
-    history = recent_products(batch["product"], model.cfg.history).reshape(B * L, -1)  # (B*L, K)
-    if tc.next_loss == "sampled":
-        q = model.product_query_vectors(hf)
-        log_q = module.log_q
-        pos = model.score_products(q, target.unsqueeze(1), history).squeeze(1) - log_q[target]  # (B*L,)
-        neg = model.score_products(q, negatives, history) - log_q[negatives]  # (B*L, S)
-        neg = neg.masked_fill(negatives.unsqueeze(0) == target.unsqueeze(1), float("-inf"))
-        logits = torch.cat([pos.unsqueeze(1), neg], dim=1).float()
-        per_row = torch.logsumexp(logits, dim=1) - logits[:, 0]  # cross-entropy with the target in column 0
-    else:
-        per_row = F.cross_entropy(model.product_logits(hf, history).float(), target, reduction="none")
-    nxt = _masked_mean(per_row, nm)
-    cat_t = batch["next_category"].reshape(-1).clamp_min(0)
-    brand_t = batch["next_brand"].reshape(-1).clamp_min(0)
-    aff = _masked_mean(F.cross_entropy(model.category_logits(hf).float(), cat_t, reduction="none"), nm) \
-        + _masked_mean(F.cross_entropy(model.brand_logits(hf).float(), brand_t, reduction="none"), nm)
-    return tc.intent_weight * intent + tc.churn_weight * churn + tc.next_weight * nxt + tc.affinity_weight * aff
-
-
-def make_module(products: int, encoder: str, args, loss: str, device: torch.device) -> SignalsModule:
+def make_module(products: int, encoder: str, args, loss: str, compile_step: bool) -> SignalsModule:
     torch.manual_seed(0)
     ranks = torch.arange(1, products + 1, dtype=torch.float64)
     log_q = torch.log(1.0 / ranks / (1.0 / ranks).sum())
     log_q[:N_RESERVED] = -1e9
-    tc = dict(next_loss=loss, n_negatives=args.negatives, batch_size=args.batch, accelerator=device.type)
+    tc = dict(next_loss=loss, n_negatives=args.negatives, batch_size=args.batch, compile=compile_step, lr=1e-3)
     module = SignalsModule(model_cfg(products, encoder, args.d_model, args.window), tc, log_q)
     g = torch.Generator().manual_seed(1)
     module.model.set_catalogue(torch.randint(2, N_CATEGORIES, (products,), generator=g),
                                torch.randint(2, N_BRANDS, (products,), generator=g))
-    return module.to(device)
+    return module
 
 
-def run_case(products: int, encoder: str, loss: str, step_kind: str, args, device: torch.device) -> dict:
-    module = make_module(products, encoder, args, loss, device)
-    module.train()
+class StepTimer(L.Callback):
+    """Wall time of the last `steps` training steps of a fit, the device synchronised at both ends."""
+
+    def __init__(self, first: int, sync):
+        self.first, self.sync, self.t0, self.t1 = first, sync, None, None
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if batch_idx == self.first:
+            self.sync()
+            self.t0 = time.perf_counter()
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self.sync()
+        self.t1 = time.perf_counter()
+
+
+def time_lightning(module: SignalsModule, batches: list, args, device: torch.device, sync) -> tuple[float, float]:
+    steps = args.warmup + args.steps
+    loader = torch.utils.data.DataLoader([batches[i % len(batches)] for i in range(steps)], batch_size=None,
+                                         pin_memory=device.type == "cuda")
+    timer = StepTimer(args.warmup, sync)
+    trainer = L.Trainer(max_steps=steps, accelerator="gpu" if device.type == "cuda" else "cpu", devices=1,
+                        precision="bf16-mixed" if device.type == "cuda" and not args.fp32 else "32-true",
+                        logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                        deterministic=True, log_every_n_steps=10, limit_val_batches=0, callbacks=[timer])
+    t = time.perf_counter()
+    trainer.fit(module, loader)
+    return (timer.t1 - timer.t0) / args.steps, timer.t0 - t
+
+
+def time_loop(module: SignalsModule, batches: list, args, device: torch.device, sync) -> tuple[float, float]:
+    module.to(device).train()
     opt = torch.optim.AdamW(module.parameters(), lr=1e-3, weight_decay=1e-5, fused=device.type == "cuda")
-    batches = [synthetic_batch(args.batch, args.window, products, device, seed) for seed in range(args.n_batches)]
+    batches = [to_device(b, device) for b in batches]
     amp = dict(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda" and not args.fp32)
-    compiled = torch.compile(static_loss) if (step_kind == "static" and args.compile) else static_loss
 
     def step(batch):
         with torch.autocast(**amp):
-            if step_kind == "module":
-                loss_value = module.shared_step(batch)["loss"]
-            else:
-                negatives = sample_negatives(module.log_q, module.tc.n_negatives) if loss == "sampled" else None
-                loss_value = compiled(module, batch, negatives)
+            loss = module.train_loss(batch)["loss"]
         opt.zero_grad(set_to_none=True)
-        loss_value.backward()
+        loss.backward()
         opt.step()
-        return loss_value
 
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    t_compile = time.perf_counter()
+    t = time.perf_counter()
     for i in range(args.warmup):
         step(batches[i % len(batches)])
     sync()
-    warm_s = time.perf_counter() - t_compile
-    syncs = "n/a"
-    if device.type == "cuda" and step_kind == "static":
-        # The eager version of the same step must not synchronise (the compiled one calls the same ops).
-        torch.cuda.set_sync_debug_mode("error")
-        try:
-            with torch.autocast(**amp):
-                negatives = sample_negatives(module.log_q, module.tc.n_negatives) if loss == "sampled" else None
-                static_loss(module, batches[0], negatives).backward()
-            syncs = "none"
-        except RuntimeError as e:
-            syncs = f"found: {str(e).splitlines()[0][:80]}"
-        finally:
-            torch.cuda.set_sync_debug_mode("default")
-        opt.zero_grad(set_to_none=True)
-        sync()
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats()
+    warm_s = time.perf_counter() - t
     times = []
-    for rep in range(args.repeats):
+    for _ in range(args.repeats):
         sync()
         t = time.perf_counter()
         for i in range(args.steps):
-            last = step(batches[i % len(batches)])
+            step(batches[i % len(batches)])
         sync()
         times.append((time.perf_counter() - t) / args.steps)
-    dt = sorted(times)[len(times) // 2]
+    return sorted(times)[len(times) // 2], warm_s
+
+
+def check_syncs(products: int, encoder: str, loss: str, args, device: torch.device) -> str:
+    """One eager step (forward + backward) with syncs turned into errors."""
+    module = make_module(products, encoder, args, loss, False).to(device).train()
+    batch = to_device(synthetic_batch(args.batch, args.window, products, 0), device)
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        with torch.autocast(device_type="cuda", dtype=torch.bfloat16):
+            module.train_loss(batch)["loss"].backward()
+        return "none"
+    except RuntimeError as e:
+        return f"found: {str(e).splitlines()[0][:100]}"
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+
+
+def run_case(products: int, encoder: str, loss: str, mode: str, args, device: torch.device) -> dict:
+    module = make_module(products, encoder, args, loss, compile_step=mode != "eager")
+    batches = [synthetic_batch(args.batch, args.window, products, seed) for seed in range(args.n_batches)]
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    timing = time_lightning if mode == "lightning" else time_loop
+    dt, warm_s = timing(module, batches, args, device, sync)
     peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else float("nan")
-    res = dict(encoder=encoder, products=products, loss=loss, step=step_kind, compiled=step_kind == "static" and args.compile,
-               batch=args.batch, window=args.window, negatives=args.negatives if loss == "sampled" else None,
-               ms_per_step=dt * 1e3, events_per_s=args.batch * args.window / dt, peak_gib=peak,
-               spread=(max(times) - min(times)) / dt if len(times) > 1 else 0.0, warmup_s=warm_s,
-               syncs=syncs, final_loss=float(last.detach().float().cpu()))
-    del module, opt, batches
+    res = dict(encoder=encoder, products=products, loss=loss, mode=mode, batch=args.batch, window=args.window,
+               negatives=args.negatives if loss == "sampled" else None, ms_per_step=dt * 1e3,
+               events_per_s=args.batch * args.window / dt, peak_gib=peak, warmup_s=warm_s)
+    del module, batches
     if device.type == "cuda":
         torch.cuda.empty_cache()
     return res
-
-
-def check_equivalence(device: torch.device, args) -> float:
-    """static_loss == shared_step's loss on the same batch and negatives (eval mode: no dropout draws)."""
-    worst = 0.0
-    for encoder in ("gru", "transformer"):
-        for loss in ("sampled", "full"):
-            module = make_module(5_000, encoder, args, loss, device).eval()
-            batch = synthetic_batch(8, args.window, 5_000, device, 0)
-            batch["intent"][:, ::3] = -1  # some unlabelled positions
-            batch["next_product"][:, ::4] = -1
-            batch["next_category"][:, ::4] = -1
-            batch["next_brand"][:, ::4] = -1
-            with torch.no_grad():
-                torch.manual_seed(1)
-                ref = module.shared_step(batch)["loss"].double()
-                torch.manual_seed(1)
-                neg = sample_negatives(module.log_q, module.tc.n_negatives) if loss == "sampled" else None
-                got = static_loss(module, batch, neg).double()
-            worst = max(worst, abs(float(got - ref)) / abs(float(ref)))
-    return worst
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -208,21 +180,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--products", type=int, nargs="+", default=[100_000, 1_000_000])
     p.add_argument("--encoders", nargs="+", default=["transformer", "gru"])
-    p.add_argument("--steps-kinds", nargs="+", default=["module", "static"], choices=["module", "static"])
+    p.add_argument("--modes", nargs="+", default=["eager", "compiled", "lightning"],
+                   choices=["eager", "compiled", "lightning"])
     p.add_argument("--losses", nargs="+", default=["sampled", "full"], choices=["sampled", "full"])
     p.add_argument("--batch", type=int, default=512)
     p.add_argument("--window", type=int, default=50)
     p.add_argument("--d-model", type=int, default=128)
-    p.add_argument("--negatives", type=int, default=2048)
+    p.add_argument("--negatives", type=int, default=8192)
     p.add_argument("--steps", type=int, default=30)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--n-batches", type=int, default=4, help="distinct synthetic batches rotated through")
-    p.add_argument("--no-compile", dest="compile", action="store_false")
     p.add_argument("--fp32", action="store_true", help="no bf16 autocast on the GPU")
     p.add_argument("--full-max-cells", type=float, default=4e9,
                    help="skip the full softmax above this many logit cells per batch (B x L x P)")
-    p.add_argument("--check", action="store_true", help="verify static == shared_step first")
+    p.add_argument("--check-syncs", action="store_true", help="GPU: look for host-device syncs in the step")
     p.add_argument("--json", help="write the results here")
     args = p.parse_args(argv)
     device = torch.device(args.device)
@@ -230,8 +202,6 @@ def main(argv: list[str] | None = None) -> int:
     torch.backends.cudnn.allow_tf32 = True
     name = torch.cuda.get_device_name() if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
     print(f"# device {name}, torch {torch.__version__}", flush=True)
-    if args.check:
-        print(f"# static loss vs shared_step: max relative difference {check_equivalence(device, args):.2e}", flush=True)
     results = []
     for products in args.products:
         for encoder in args.encoders:
@@ -240,24 +210,26 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"skip full softmax at {products:,} products: {args.batch * args.window * products:.2e} "
                           f"logit cells per batch (the memory check refuses it)", flush=True)
                     continue
-                for kind in args.steps_kinds:
+                if args.check_syncs and device.type == "cuda":
+                    syncs = check_syncs(products, encoder, loss, args, device)
+                    print(f"# syncs in the {encoder} {loss} step at {products:,} products: {syncs}", flush=True)
+                for mode in args.modes:
                     try:
-                        r = run_case(products, encoder, loss, kind, args, device)
+                        r = run_case(products, encoder, loss, mode, args, device)
                     except Exception as e:  # noqa: BLE001 - one failing case must not lose the others' figures
-                        r = dict(encoder=encoder, products=products, loss=loss, step=kind,
-                                 error=f"{type(e).__name__}: {e}".replace("\n", " ")[:160])
+                        r = dict(encoder=encoder, products=products, loss=loss, mode=mode,
+                                 error=f"{type(e).__name__}: {e}".replace("\n", " ")[:200])
                         if device.type == "cuda":
                             torch.cuda.empty_cache()
                     results.append(r)
                     print(json.dumps(r), flush=True)
-    print(f"\n{'encoder':11s} {'products':>9s} {'loss':7s} {'step':6s} {'ms/step':>8s} {'events/s':>12s} "
-          f"{'peak GiB':>8s} {'syncs':>6s}")
+    print(f"\n{'encoder':11s} {'products':>9s} {'loss':7s} {'mode':9s} {'ms/step':>8s} {'events/s':>12s} {'peak GiB':>8s}")
     for r in results:
         if "error" in r:
-            print(f"{r['encoder']:11s} {r['products']:>9,d} {r['loss']:7s} {r['step']:6s} {r['error']}")
+            print(f"{r['encoder']:11s} {r['products']:>9,d} {r['loss']:7s} {r['mode']:9s} {r['error']}")
             continue
-        print(f"{r['encoder']:11s} {r['products']:>9,d} {r['loss']:7s} {r['step']:6s} {r['ms_per_step']:8.2f} "
-              f"{r['events_per_s']:12,.0f} {r['peak_gib']:8.2f} {r['syncs'][:6]:>6s}")
+        print(f"{r['encoder']:11s} {r['products']:>9,d} {r['loss']:7s} {r['mode']:9s} {r['ms_per_step']:8.2f} "
+              f"{r['events_per_s']:12,.0f} {r['peak_gib']:8.2f}")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
     return 0

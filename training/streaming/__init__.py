@@ -4,6 +4,6 @@
 - `encoder_fit`: the EventEncoder and popularity counts from one streamed pass over the training window;
 - `dataset`: `StreamingWindows`, an IterableDataset sharded over DDP ranks x DataLoader workers;
 - `evaluate`: test predictions and metrics per partition;
-- `prepare` / `run`: the `data.streaming=true` branch of `training.train.prepare` and `train_streaming`.
+- `prepare` / `run`: the `data.streaming=true` branch of `training.fitting.prepare` and `train_streaming`.
 Heavy imports stay inside the submodules; import them directly.
 """

@@ -1,4 +1,4 @@
-"""`prepare_streaming(cfg)`: the out-of-core counterpart of `training.train.prepare`.
+"""`prepare_streaming(cfg)`: the out-of-core counterpart of `training.fitting.prepare`.
 
 1. repartition the events by user hash into K Parquet files (reused when unchanged);
 2. split dates from the per-partition ts min/max recorded while repartitioning (no extra pass);
@@ -109,7 +109,7 @@ def prepare_streaming(cfg: TrainConfig) -> StreamingData:
 
 
 def popularity_log_prob_from_counts(encoder: EventEncoder, counts: StreamedCounts) -> np.ndarray:
-    """`training.train.popularity_log_prob` from streamed counts (same smoothing, same reserved ids)."""
+    """`training.fitting.popularity_log_prob` from streamed counts (same smoothing, same reserved ids)."""
     c = StreamedCounts.id_counts(encoder.products, counts.products).astype(np.float64) + 1e-3
     c[:2] = 0.0
     with np.errstate(divide="ignore"):

@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 def train_streaming(cfg: TrainConfig, callbacks: list | None = None, parent_run_id: str | None = None) -> dict:
     from training.streaming.evaluate import evaluate_streaming
     from training.streaming.prepare import prepare_streaming, prior_from_counts
-    from training.train import Prepared, fit, is_global_rank_zero
+    from training.fitting import Prepared, fit, is_global_rank_zero
 
     L.seed_everything(cfg.train.seed, workers=True)
     s = prepare_streaming(cfg)

@@ -189,7 +189,7 @@ class TuneConfig(TrainConfig):
 
     def check(self) -> None:
         """Cross-section rules (called after CLI flags were applied)."""
-        from training.train import monitor_mode
+        from training.fitting import monitor_mode
 
         metrics, directions = self.tune.metrics(), self.tune.directions()
         if len(metrics) == 1:

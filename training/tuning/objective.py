@@ -15,7 +15,8 @@ import optuna
 from optuna.trial import TrialState
 
 from training.config import TrainConfig
-from training.train import monitor_mode, train
+from training.fitting import monitor_mode
+from training.train import train
 from training.tuning.config import ParamSpec, TuneConfig, apply_params
 from training.tuning.trials import ERROR_ATTR, EpochRecorder, StudyTracker
 
