@@ -67,6 +67,15 @@ def first_occurrence(ids: torch.Tensor) -> torch.Tensor:
     return ~(same & earlier).any(dim=2)
 
 
+def proposal(log_popularity: torch.Tensor, power: float) -> torch.Tensor:
+    """(P,) log popularity -> (P,) log Q with Q proportional to popularity ** power, reserved ids never drawn.
+
+    power 1 draws by popularity, 0 uniformly; in between flattens the head so the tail is drawn too.
+    """
+    log_q = torch.where(log_popularity > -1e8, power * log_popularity.float(), torch.tensor(float("-inf")))
+    return torch.log_softmax(log_q, dim=0).clamp_min(-1e9)
+
+
 def sample_negatives(log_q: torch.Tensor, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
     """(S,) product ids drawn with replacement from Q = softmax(log_q)."""
     return torch.multinomial(log_q.float().exp(), n, replacement=True, generator=generator)

@@ -71,12 +71,12 @@ def is_global_rank_zero() -> bool:
     return all(int(os.environ.get(k, "0")) == 0 for k in ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID"))
 
 
-def fit(cfg: TrainConfig, p: Prepared, log_q: torch.Tensor, logger, ckpt_dir: Path,
+def fit(cfg: TrainConfig, p: Prepared, log_popularity: torch.Tensor, logger, ckpt_dir: Path,
         callbacks: list | None) -> tuple[SignalsModule, float]:
     """Fit with early stopping; returns the module at its best validation epoch and that epoch's score."""
     tc = cfg.train
     check_memory(p.model_cfg, tc)  # a clear error now rather than an out-of-memory crash mid-epoch
-    module = SignalsModule(p.model_cfg.to_dict(), to_dict(tc), log_q)
+    module = SignalsModule(p.model_cfg.to_dict(), to_dict(tc), log_popularity)
     module.model.set_catalogue(torch.from_numpy(p.encoder.product_category), torch.from_numpy(p.encoder.product_brand))
     gen = torch.Generator().manual_seed(tc.seed)
     loader_args = dict(batch_size=tc.batch_size, collate_fn=collate, num_workers=tc.num_workers,

@@ -81,7 +81,8 @@ def estimate(cfg: ModelConfig, tc: TrainSection, available: int | None, device: 
     if tc.next_loss == "full":
         logits = n_rows * cfg.n_products * LOGIT_CELL_BYTES
     else:
-        logits = n_rows * (1 + tc.n_negatives) * (LOGIT_CELL_BYTES + history)
+        # (N, 1 + K + S) logits, plus two bytes a cell for the masks of draws already scored exactly
+        logits = n_rows * (1 + history + tc.n_negatives) * (LOGIT_CELL_BYTES + 2) + n_rows * history * D * 4 * 3
     # head inputs and their gradients (intent, churn, category, brand) are small beside the logits
     logits += n_rows * (cfg.n_categories + cfg.n_brands) * LOGIT_CELL_BYTES
     evaluation = min(RANK_CHUNK_CELLS, max(cfg.n_products, 1) * n_rows) * 4 * 3

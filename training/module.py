@@ -9,24 +9,26 @@ import torch.nn.functional as F
 from torchmetrics import MeanMetric
 from torchmetrics.classification import BinaryAveragePrecision
 
-from models.losses import full_softmax_loss, sample_negatives, sampled_softmax_loss
+from models.losses import full_softmax_loss, proposal, sample_negatives, sampled_softmax_loss
 from models.network import ModelConfig, SessionSignalsModel, feature_batch, recent_products
 from models.ranking import chunked_ranks
+from models.vocab import N_RESERVED
 from training.config import TrainSection
 
 RANK_K = 20
 
 
 class SignalsModule(L.LightningModule):
-    def __init__(self, model_cfg: dict, train_cfg: dict, log_q: torch.Tensor | None = None):
-        """`log_q`: (P,) log of the training popularity distribution, the sampled softmax's proposal."""
+    def __init__(self, model_cfg: dict, train_cfg: dict, log_popularity: torch.Tensor | None = None):
+        """`log_popularity`: (P,) log share of each product in training, from which the sampled softmax
+        draws its negatives (`train.negative_power`)."""
         super().__init__()
-        self.save_hyperparameters(ignore=["log_q"])
+        self.save_hyperparameters(ignore=["log_popularity"])
         self.model = SessionSignalsModel(ModelConfig(**model_cfg))
         self.tc = TrainSection(**train_cfg)
-        if log_q is None:
-            log_q = torch.full((self.model.cfg.n_products,), -float(torch.log(torch.tensor(self.model.cfg.n_products))))
-        self.register_buffer("log_q", log_q.float(), persistent=False)
+        if log_popularity is None:  # uniform over the real products
+            log_popularity = torch.zeros(self.model.cfg.n_products).index_fill_(0, torch.arange(N_RESERVED), -1e9)
+        self.register_buffer("log_q", proposal(log_popularity, self.tc.negative_power), persistent=False)
         self.val_intent_ap = BinaryAveragePrecision()
         self.val_churn_ap = BinaryAveragePrecision()
         self.val_next_mrr = MeanMetric()

@@ -110,37 +110,45 @@ class WindowDataset(Dataset):
         return len(self.windows)
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        start, end, score_from = self.windows[i]
-        L = self.window
-        n = end - start
-        item: dict[str, torch.Tensor] = {}
-        for name, values in self.a.features.items():
-            item[name] = _pad(values[start:end], L, 0)
-        scored = np.zeros(n, dtype=bool)
-        scored[score_from - start:] = True
-        for name in ("intent", "next_product", "next_category", "next_brand"):
-            values = np.where(scored, getattr(self.a, name)[start:end], IGNORE)
-            item[name] = _pad(values, L, IGNORE)
-        item["event_row"] = _pad(np.where(scored, self.a.event_row[start:end], IGNORE), L, IGNORE)
-        lo, hi = self.churn_span[i]
-        item["churn_pos"] = torch.from_numpy(self.a.churn_row[lo:hi] - start)
-        item["churn_gap"] = torch.from_numpy(self.a.churn_gap[lo:hi])
-        item["churn_label"] = torch.from_numpy(self.a.churn_label[lo:hi])
-        item["churn_key"] = torch.from_numpy(self.a.churn_key[lo:hi].astype(np.int64))
-        return item
+        """One window: fixed fields (L,), churn examples (M,)."""
+        batch = self.__getitems__([i])
+        return {k: v if k in CHURN_KEYS else v[0] for k, v in batch.items() if k in ITEM_KEYS}
 
-
-def _pad(values: np.ndarray, length: int, fill: int) -> torch.Tensor:
-    out = np.full(length, fill, dtype=np.int64)
-    out[: len(values)] = values
-    return torch.from_numpy(out)
+    def __getitems__(self, indices: list[int]) -> dict[str, torch.Tensor]:
+        """A whole batch gathered at once with array indexing (the DataLoader calls this instead of
+        B `__getitem__`s): per-window Python would cap a data-loading worker at a few thousand windows/s."""
+        w = self.windows[np.asarray(indices, dtype=np.int64)]  # (B, 3) start, end, score_from
+        start, end, score_from = w[:, :1], w[:, 1:2], w[:, 2:3]
+        pos = start + np.arange(self.window)  # (B, L) event rows, right-padded past `end`
+        real = pos < end
+        rows = np.where(real, pos, 0)
+        scored = real & (pos >= score_from)
+        batch = {name: torch.from_numpy(np.where(real, values[rows], 0)) for name, values in self.a.features.items()}
+        for name in ("intent", "next_product", "next_category", "next_brand", "event_row"):
+            batch[name] = torch.from_numpy(np.where(scored, getattr(self.a, name)[rows], IGNORE).astype(np.int64))
+        lo, hi = self.churn_span[np.asarray(indices, dtype=np.int64)].T  # (B,) each
+        counts = hi - lo
+        owner = np.repeat(np.arange(len(w)), counts)  # (M,) window of each churn example
+        j = np.repeat(lo - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())  # (M,) rows in churn arrays
+        batch["churn_pos"] = torch.from_numpy(self.a.churn_row[j] - w[owner, 0])
+        batch["churn_gap"] = torch.from_numpy(self.a.churn_gap[j])
+        batch["churn_label"] = torch.from_numpy(self.a.churn_label[j])
+        batch["churn_key"] = torch.from_numpy(self.a.churn_key[j].astype(np.int64))
+        batch["churn_batch"] = torch.from_numpy(owner)
+        return add_label_index(batch)
 
 
 CHURN_KEYS = ("churn_pos", "churn_gap", "churn_label", "churn_key")
+ITEM_KEYS = (*FEATURES, "intent", "next_product", "next_category", "next_brand", "event_row", *CHURN_KEYS)
 
 
-def collate(items: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-    """Stack fixed-length fields; flatten the variable number of churn examples with their batch index."""
+def collate(items: list[dict[str, torch.Tensor]] | dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Stack windows into a batch: churn examples flattened with their batch index, labelled rows indexed.
+
+    A batch that `WindowDataset.__getitems__` already gathered passes through.
+    """
+    if isinstance(items, dict):
+        return items
     batch = {k: torch.stack([it[k] for it in items]) for k in items[0] if k not in CHURN_KEYS}
     for k in CHURN_KEYS:
         batch[k] = torch.cat([it[k] for it in items])

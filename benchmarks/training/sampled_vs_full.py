@@ -105,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--negatives", type=int, nargs="+", default=[8192])
     p.add_argument("--no-compile", dest="compile", action="store_false", help="eager step on the GPU too")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="more TrainConfig overrides")
+    p.add_argument("--sampled-only", action="store_true", help="skip the full softmax (exploring settings)")
     p.add_argument("--workers", type=int, default=6)
     p.add_argument("--json", type=Path)
     p.add_argument("--eval-check", action="store_true")
@@ -130,9 +131,15 @@ def main(argv: list[str] | None = None) -> int:
     log_q = torch.from_numpy(popularity_log_prob(prepared.encoder, prepared.train_window))
     results = []
     for seed in args.seeds:
-        for loss, negatives in [("full", cfg.train.n_negatives)] + [("sampled", n) for n in args.negatives]:
+        full = [] if args.sampled_only else [("full", cfg.train.n_negatives)]
+        for loss, negatives in full + [("sampled", n) for n in args.negatives]:
             run_cfg = replace(cfg, train=replace(cfg.train, next_loss=loss, n_negatives=negatives, seed=seed))
             results.append(train_one(run_cfg, prepared, log_q, args.device))
+
+    if args.json:
+        args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "results": results}, indent=1))
+    if args.sampled_only:
+        return 0
 
     def mean(loss: str, negatives, key: str) -> float:
         return statistics.mean(r[key] for r in results if r["loss"] == loss and r["negatives"] == negatives)
