@@ -5,9 +5,9 @@ The sampled softmax estimates the full softmax's normaliser from three kinds of 
 - each position's recent products (the history that gets the recency bonus), scored exactly: the
   full softmax always weighs them against the target, and a popularity sample almost never draws
   them, so without them the learned recency bonus is pushed up unopposed;
-- S negatives shared by the whole batch, drawn with replacement from the training popularity Q and
-  weighted by 1 / (S q) (log-Q correction, Bengio & Senecal 2008; Yi et al. 2019), so that together
-  they are an unbiased estimate of the rest of the catalogue's mass. Draws of a product already
+- S negatives shared by the whole batch, drawn with replacement from a proposal Q (training popularity
+  raised to `power`, see `proposal`) and weighted by 1 / (S q) (log-Q correction, Bengio & Senecal
+  2008; Yi et al. 2019), so that together they are an unbiased estimate of the rest of the catalogue's mass. Draws of a product already
   scored exactly (the target, a recent product) are dropped, every copy of them.
 It never builds the (positions x catalogue) logits: memory is N x (1 + K + S) whatever the catalogue
 size. When the sample is the whole catalogue once under a uniform Q, it equals the full softmax.

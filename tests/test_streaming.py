@@ -25,6 +25,7 @@ from training.streaming.evaluate import evaluate_streaming
 from training.streaming.partitions import Manifest, partition_of, partition_path, MANIFEST
 from training.streaming.prepare import popularity_log_prob_from_counts, prepare_streaming
 from training.fitting import popularity_log_prob, prepare
+from training.windows import split_batch
 from tests.factories import random_events
 
 K = 5
@@ -53,6 +54,11 @@ def both(tmp_path_factory):
     return cfg, prepare(cfg), prepare_streaming(cfg), tmp
 
 
+def streamed(ds) -> list[dict[str, torch.Tensor]]:
+    """The windows of a streaming dataset, which yields whole batches."""
+    return [window for batch in ds for window in split_batch(batch)]
+
+
 def window_key(item: dict[str, torch.Tensor]) -> bytes:
     """A window's features and labels (row numbers are per partition, so they are left out)."""
     names = ("product", "category", "brand", "event_type", "price_bucket", "gap_bucket", "new_session", "intent",
@@ -73,7 +79,7 @@ def test_encoder_from_streamed_counts_equals_fit_on_the_training_window(both) ->
 def test_streaming_yields_the_same_labelled_windows(both, split) -> None:
     _, mem, st, _ = both
     expected = sorted(window_key(mem.datasets[split][i]) for i in range(len(mem.datasets[split])))
-    got = sorted(window_key(item) for item in st.datasets[split])
+    got = sorted(window_key(item) for item in streamed(st.datasets[split]))
     assert len(expected) > 0
     assert got == expected
 
@@ -111,7 +117,7 @@ def test_each_partition_read_once_across_two_workers(both, monkeypatch) -> None:
             ds.set_epoch(epoch)
             ds.read_log = []
             _as_worker(monkeypatch, worker, 2)
-            keys += [window_key(item) for item in ds]
+            keys += [window_key(item) for item in streamed(ds)]
             logs.append(ds.read_log)
         assert sorted(logs[0] + logs[1]) == list(range(K))
         assert not set(logs[0]) & set(logs[1])
@@ -121,26 +127,28 @@ def test_each_partition_read_once_across_two_workers(both, monkeypatch) -> None:
 def test_partition_order_changes_with_the_epoch_and_is_seeded(both) -> None:
     _, _, st, _ = both
     ds = copy.deepcopy(st.datasets[TRAIN])
-    first = [window_key(x) for x in ds]  # epoch 0
-    second = [window_key(x) for x in ds]  # epoch 1
+    first = [window_key(x) for x in streamed(ds)]  # epoch 0
+    second = [window_key(x) for x in streamed(ds)]  # epoch 1
     again = copy.deepcopy(st.datasets[TRAIN])
-    assert [window_key(x) for x in again] == first
+    assert [window_key(x) for x in streamed(again)] == first
     assert sorted(first) == sorted(second) and first != second
 
 
 def test_ddp_ranks_and_workers_yield_the_same_whole_batches(both, monkeypatch) -> None:
     _, _, st, _ = both
     counts = count_windows(st.ctx, TRAIN)
-    assert sum(counts) == len(list(st.datasets[TRAIN]))
+    assert sum(counts) == len(streamed(st.datasets[TRAIN]))
     per_shard, seen = [], []
     for rank in range(2):
         for worker in range(2):
             ds = StreamingWindows(st.ctx, TRAIN, shuffle=True, seed=1, windows_per_partition=counts, batch_size=4,
                                   rank=rank, world_size=2)
             _as_worker(monkeypatch, worker, 2)
-            per_shard.append(sum(1 for _ in ds))
+            sizes = [len(batch["product"]) for batch in ds]
+            assert set(sizes) == {4}  # whole batches only, across partition boundaries too
+            per_shard.append(len(sizes))
             seen += ds.read_log
-    assert len(set(per_shard)) == 1 and per_shard[0] % 4 == 0 and per_shard[0] > 0
+    assert len(set(per_shard)) == 1 and per_shard[0] > 0
     assert len(seen) == len(set(seen))  # no partition read twice
 
 

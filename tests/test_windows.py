@@ -11,7 +11,7 @@ from training.config import TrainConfig
 from training.config_io import load_config
 from training.fitting import prepare
 from training.labels import TEST, TRAIN, VAL
-from training.windows import IGNORE, collate
+from training.windows import IGNORE, collate, concat_batches
 
 
 @pytest.fixture(scope="module")
@@ -62,3 +62,14 @@ def test_single_windows_stack_into_the_gathered_batch(datasets) -> None:
 def test_every_split_has_churn_examples_to_check(datasets) -> None:
     for ds in datasets.values():
         assert len(ds.a.churn_row) > 0
+
+
+def test_batches_gathered_in_parts_join_into_the_whole(datasets) -> None:
+    ds = datasets[VAL]
+    indices = list(range(0, min(len(ds), 30)))
+    joined = concat_batches([ds.__getitems__(indices[:7]), ds.__getitems__(indices[7:8]), ds.__getitems__(indices[8:])])
+    whole = ds.__getitems__(indices)
+    assert len(whole["churn_pos"]) > 0
+    assert joined.keys() == whole.keys()
+    for k in whole:
+        assert torch.equal(joined[k], whole[k]), k

@@ -61,7 +61,7 @@ class TrainSection:
     affinity_weight: float = 0.2  # next category + next brand
     next_loss: Literal["full", "sampled"] = "full"  # sampled: log-Q corrected, for very large catalogues
     n_negatives: int = 8192  # shared popularity-sampled negatives per batch (next_loss=sampled; see benchmarks)
-    negative_power: float = 1.0  # negatives drawn with probability ~ popularity ** power (0 = uniform)
+    negative_power: float = 0.5  # negatives drawn ~ popularity ** power: 1 = popularity, 0 = uniform (0.5 measured best)
     accelerator: str = "cpu"
     devices: int = 1
     num_nodes: int = 1

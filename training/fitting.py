@@ -82,7 +82,8 @@ def fit(cfg: TrainConfig, p: Prepared, log_popularity: torch.Tensor, logger, ckp
     loader_args = dict(batch_size=tc.batch_size, collate_fn=collate, num_workers=tc.num_workers,
                        pin_memory=tc.accelerator == "gpu", persistent_workers=tc.num_workers > 0)
     if isinstance(p.datasets[TRAIN], IterableDataset):
-        # Streaming: the dataset shards partitions over ranks and workers and shuffles them itself.
+        # Streaming: the dataset shards partitions over ranks and workers, shuffles and batches itself.
+        loader_args["batch_size"] = None
         train_loader = DataLoader(p.datasets[TRAIN], **loader_args)
     else:
         # Under DDP Lightning swaps in a DistributedSampler: each rank reads its own shard of the windows.

@@ -111,8 +111,7 @@ class WindowDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         """One window: fixed fields (L,), churn examples (M,)."""
-        batch = self.__getitems__([i])
-        return {k: v if k in CHURN_KEYS else v[0] for k, v in batch.items() if k in ITEM_KEYS}
+        return split_batch(self.__getitems__([i]))[0]
 
     def __getitems__(self, indices: list[int]) -> dict[str, torch.Tensor]:
         """A whole batch gathered at once with array indexing (the DataLoader calls this instead of
@@ -155,6 +154,22 @@ def collate(items: list[dict[str, torch.Tensor]] | dict[str, torch.Tensor]) -> d
     batch["churn_batch"] = torch.cat([torch.full((len(it["churn_pos"]),), b, dtype=torch.long)
                                       for b, it in enumerate(items)])
     return add_label_index(batch)
+
+
+def concat_batches(parts: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """One batch from gathered batches (e.g. the tail of one partition and the head of the next)."""
+    if len(parts) == 1:
+        return parts[0]
+    batch = {k: torch.cat([p[k] for p in parts]) for k in ITEM_KEYS}
+    offsets = np.cumsum([0] + [len(p["product"]) for p in parts[:-1]])
+    batch["churn_batch"] = torch.cat([p["churn_batch"] + int(o) for p, o in zip(parts, offsets)])
+    return add_label_index(batch)
+
+
+def split_batch(batch: dict[str, torch.Tensor]) -> list[dict[str, torch.Tensor]]:
+    """The windows of a batch, each as `WindowDataset[i]` gives it."""
+    return [{k: v[batch["churn_batch"] == b] if k in CHURN_KEYS else v[b] for k, v in batch.items() if k in ITEM_KEYS}
+            for b in range(len(batch["product"]))]
 
 
 def add_label_index(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

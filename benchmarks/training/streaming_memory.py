@@ -112,7 +112,7 @@ def phase_stream(data: Path, work: Path, train_batches: int, evaluate: bool) -> 
     opt = torch.optim.AdamW(module.parameters(), lr=1e-3)
     t = time.perf_counter()
     windows = events = steps = 0
-    for batch in DataLoader(s.datasets[TRAIN], batch_size=cfg.train.batch_size, collate_fn=collate):
+    for batch in DataLoader(s.datasets[TRAIN], batch_size=None, collate_fn=collate):
         windows += batch["product"].shape[0]
         events += int((batch["product"] > 0).sum())
         if steps < train_batches:

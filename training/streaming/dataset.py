@@ -7,7 +7,9 @@ labels. Only one partition per DataLoader worker is in memory at a time.
 Sharding: every (DDP rank, DataLoader worker) pair is one shard; shard s of S reads partitions
 order[s::S], where `order` is a seeded permutation of the partitions that changes every epoch (or the
 natural order when not shuffling). Each partition is read by exactly one shard per epoch. Windows are
-shuffled within their partition with a generator seeded by (seed, epoch, partition).
+shuffled within their partition with a generator seeded by (seed, epoch, partition), and yielded as
+whole batches gathered with array indexing (`WindowDataset.__getitems__`); a partition's last partial
+batch is completed from the next partition.
 
 Under DDP every rank must run the same number of optimizer steps, or the gradient all-reduce hangs on
 the rank that has one more batch. With `windows_per_partition` given (counted once before training),
@@ -31,7 +33,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 from models.encoding import EventEncoder
 from training.config import LabelConfig
 from training.labels import Labels, SplitDates, make_labels
-from training.windows import WindowDataset, build_split
+from training.windows import WindowDataset, build_split, concat_batches
 
 log = logging.getLogger(__name__)
 
@@ -125,11 +127,13 @@ class StreamingWindows(IterableDataset):
         return (min(per_shard) // self.batch_size) * self.batch_size
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        """Batches of `batch_size` windows, gathered at once (the DataLoader takes them with batch_size=None)."""
         epoch = self.epoch
         self.epoch += 1
         shard, n_shards = self.shard()
         cap = self.shard_cap(epoch, n_shards)
         left = cap
+        pending, filled = [], 0  # gathered parts of the batch being filled
         for k in shard_partitions(self.n_partitions, shard, n_shards, self.seed, epoch, self.shuffle):
             if left is not None and left <= 0:
                 break
@@ -140,9 +144,18 @@ class StreamingWindows(IterableDataset):
             if left is not None:
                 idx = idx[:left]
                 left -= len(idx)
-            for i in idx:
-                yield ds[int(i)]
+            start = 0
+            while start < len(idx):  # whole batches, the last of a partition completed from the next one
+                take = idx[start:start + self.batch_size - filled]
+                pending.append(ds.__getitems__(take.tolist()))
+                filled += len(take)
+                start += len(take)
+                if filled == self.batch_size:
+                    yield concat_batches(pending)
+                    pending, filled = [], 0
             del ds
+        if pending:
+            yield concat_batches(pending)
 
 
 def count_windows(ctx: StreamContext, split: int) -> list[int]:

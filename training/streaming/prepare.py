@@ -99,8 +99,8 @@ def prepare_streaming(cfg: TrainConfig) -> StreamingData:
     datasets = {
         TRAIN: StreamingWindows(ctx, TRAIN, shuffle=True, seed=cfg.train.seed, windows_per_partition=per_partition,
                                 batch_size=cfg.train.batch_size),
-        VAL: StreamingWindows(ctx, VAL),
-        TEST: StreamingWindows(ctx, TEST),
+        VAL: StreamingWindows(ctx, VAL, batch_size=cfg.train.batch_size),
+        TEST: StreamingWindows(ctx, TEST, batch_size=cfg.train.batch_size),
     }
     source = DatasetSource(name, path, pd.DataFrame(), sha, test_start)
     log.info("streaming %d events in %d partitions (%s); split %s; catalogue %d products", manifest.n_rows, k,
