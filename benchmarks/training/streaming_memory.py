@@ -116,7 +116,7 @@ def phase_stream(data: Path, work: Path, train_batches: int, evaluate: bool) -> 
         windows += batch["product"].shape[0]
         events += int((batch["product"] > 0).sum())
         if steps < train_batches:
-            loss = module.shared_step(batch)["loss"]
+            loss = module.train_loss(batch)["loss"]
             opt.zero_grad()
             loss.backward()
             opt.step()
