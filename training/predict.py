@@ -28,20 +28,20 @@ def predict(model: SessionSignalsModel, dataset: WindowDataset, batch_size: int 
     table = model.product_table()  # (P, D), once for the whole split
     intent_rows, intent_p, churn_keys, churn_p, next_rows, next_ranks = [], [], [], [], [], []
     for batch in DataLoader(dataset, batch_size=batch_size, collate_fn=collate):
-        rows = batch["event_row"].flatten()  # (B*L,) stays on the host
+        host = batch  # row keys and label indices are read here, never copied back from the device
+        rows = host["event_row"].flatten()  # (B*L,)
         batch = {k: v.to(device) for k, v in batch.items()}
         h = model.encode(feature_batch(batch))  # (B, L, D)
         flat = h.flatten(0, 1)  # (B*L, D)
-        index = batch["intent_index"]
-        intent_rows.append(rows[index.cpu()])
-        intent_p.append(torch.sigmoid(model.intent_logit(flat[index])).cpu())
-        if batch["churn_pos"].numel():
+        intent_rows.append(rows[host["intent_index"]])
+        intent_p.append(torch.sigmoid(model.intent_logit(flat[batch["intent_index"]])).cpu())
+        if host["churn_pos"].numel():
             hc = h[batch["churn_batch"], batch["churn_pos"]]
-            churn_keys.append(batch["churn_key"].cpu())
+            churn_keys.append(host["churn_key"])
             churn_p.append(torch.sigmoid(model.churn_logit(hc, batch["churn_gap"])).cpu())
         index = batch["next_index"]
         if index.numel():
-            next_rows.append(rows[index.cpu()])
+            next_rows.append(rows[host["next_index"]])
             history = recent_products(batch["product"], model.cfg.history).flatten(0, 1)[index]  # (N, K)
             next_ranks.append(chunked_ranks(lambda q, hist: model.product_logits(q, hist, table), flat[index], history,
                                             batch["next_product"].flatten()[index], model.cfg.n_products).cpu())

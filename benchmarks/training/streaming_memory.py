@@ -108,7 +108,7 @@ def phase_stream(data: Path, work: Path, train_batches: int, evaluate: bool) -> 
     out |= {"prepare_s": time.perf_counter() - t, "rss_after_prepare_gib": gib(), "partitions": len(s.ctx.files),
             "products": len(s.encoder.products)}
     module = SignalsModule(ModelConfig(**s.encoder.sizes(), **to_dict(cfg.model)).to_dict(), to_dict(cfg.train),
-                           torch.from_numpy(s.log_q()))
+                           torch.from_numpy(s.log_popularity()))
     opt = torch.optim.AdamW(module.parameters(), lr=1e-3)
     t = time.perf_counter()
     windows = events = steps = 0

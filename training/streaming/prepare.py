@@ -43,7 +43,8 @@ class StreamingData:
     ctx: StreamContext
     datasets: dict[int, StreamingWindows]
 
-    def log_q(self) -> np.ndarray:
+    def log_popularity(self) -> np.ndarray:
+        """(P,) log share of each product in the training window (`training.fitting.popularity_log_prob`)."""
         return popularity_log_prob_from_counts(self.encoder, self.counts)
 
 

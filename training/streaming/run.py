@@ -39,10 +39,10 @@ def train_streaming(cfg: TrainConfig, callbacks: list | None = None, parent_run_
     s = prepare_streaming(cfg)
     model_cfg = ModelConfig(**s.encoder.sizes(), **to_dict(cfg.model))
     p = Prepared(s.source, s.dates, None, None, s.encoder, s.datasets, model_cfg)
-    log_q = torch.from_numpy(s.log_q())
+    log_popularity = s.log_popularity()  # (P,), for the negatives' proposal and the bundle's fallback ranking
     ddp_dir = Path(cfg.output_dir) / "ddp" / "checkpoints"
     if not is_global_rank_zero():
-        fit(cfg, p, log_q, logger=False, ckpt_dir=ddp_dir, callbacks=callbacks)
+        fit(cfg, p, torch.from_numpy(log_popularity), logger=False, ckpt_dir=ddp_dir, callbacks=callbacks)
         return {}
     uri = tracking.setup(cfg.tracking)
     source, dates = s.source, s.dates
@@ -61,7 +61,7 @@ def train_streaming(cfg: TrainConfig, callbacks: list | None = None, parent_run_
             logger = MLFlowLogger(experiment_name=cfg.tracking.experiment, tracking_uri=uri, run_id=run_id)
             multi = cfg.train.devices * cfg.train.num_nodes > 1
             ckpt_dir = ddp_dir if multi else Path(cfg.output_dir) / run_id / "checkpoints"
-            module, best_val = fit(cfg, p, log_q, logger, ckpt_dir, callbacks)
+            module, best_val = fit(cfg, p, torch.from_numpy(log_popularity), logger, ckpt_dir, callbacks)
             model = module.model.cpu().eval()
             test = evaluate_streaming(model, s.ctx)
             model_metrics = test.metrics()
@@ -69,7 +69,7 @@ def train_streaming(cfg: TrainConfig, callbacks: list | None = None, parent_run_
             meta = {
                 **test.base_rates(),
                 "churn_horizon_days": cfg.labels.churn_horizon_days,
-                "popularity_log_prob": s.log_q().tolist(),
+                "popularity_log_prob": log_popularity.tolist(),
                 "category_prior": prior_from_counts(s.encoder.categories, s.counts.categories),
                 "brand_prior": prior_from_counts(s.encoder.brands, s.counts.brands),
                 "dataset": source.name,
