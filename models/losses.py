@@ -56,7 +56,7 @@ def drawn_among(ids: torch.Tensor, negatives: torch.Tensor, n_products: int) -> 
     column = torch.full((n_products,), S, dtype=torch.long, device=negatives.device)  # S: "not drawn"
     column[negatives] = torch.arange(S, device=negatives.device)
     marked = torch.zeros(ids.shape[0], S + 1, dtype=torch.bool, device=ids.device)  # (N, S + 1)
-    marked[torch.arange(ids.shape[0], device=ids.device).unsqueeze(1), column[ids]] = True
+    marked.scatter_(1, column[ids], True)  # a scalar fill: advanced-index assignment of True would sync
     return marked.index_select(1, column[negatives])  # (N, S)
 
 

@@ -39,6 +39,10 @@ def test_run_has_metrics_plots_bundle_and_lineage(trained) -> None:
     for key in ("test_intent_pr_auc", "test_churn_pr_auc", "test_next_mrr_at_20", "test_next_recall_at_20"):
         assert key in model_run.data.metrics
     assert len(client.get_metric_history(result["model_run_id"], "val_loss")) >= 1
+    # Training metrics are logged only on the logger's steps and an epoch's last: an epoch shorter than
+    # log_every_n_steps (3 batches here) must still report its throughput.
+    throughput = client.get_metric_history(result["model_run_id"], "events_per_s_epoch")
+    assert len(throughput) == 1 and throughput[0].value > 0
     bundle = {f.path for f in client.list_artifacts(result["model_run_id"], "bundle")}
     assert {"bundle/model.safetensors", "bundle/encoder.json", "bundle/model_config.json", "bundle/meta.json"} <= bundle
     parent = client.get_run(result["parent_run_id"])

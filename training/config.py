@@ -68,6 +68,10 @@ class TrainSection:
     strategy: str = "auto"  # "ddp" for several devices or nodes (see README: multi-GPU and clusters)
     precision: str = "32-true"  # "bf16-mixed" on a GPU
     compile: bool = False  # torch.compile the training step: 2-3x on a GPU; minutes of compiling on a small CPU
+    # Bit-for-bit repeatable runs (torch.use_deterministic_algorithms). Costs nothing eager, but a compiled
+    # GPU step falls back to a slow deterministic scatter-add for its embedding gradients: 4x slower on an
+    # H100 (benchmarks/TRAINING.md). Turn it off for fast GPU training.
+    deterministic: bool = True
     seed: int = 42
     num_workers: int = 0
     limit_train_batches: float = 1.0

@@ -106,7 +106,7 @@ def fit(cfg: TrainConfig, p: Prepared, log_popularity: torch.Tensor, logger, ckp
                    checkpoint, RankReport(ckpt_dir.parent), *progress, *(callbacks or [])],
         enable_progress_bar=tc.progress_bar,
         limit_train_batches=tc.limit_train_batches,
-        deterministic=True,
+        deterministic=tc.deterministic,
         log_every_n_steps=10,
         num_sanity_val_steps=0,
         enable_model_summary=False,

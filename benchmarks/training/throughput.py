@@ -13,13 +13,15 @@ Modes, all on one `SignalsModule` (its model, its losses, its log Q buffer, its 
 - `eager`: `module.train_loss(batch)` + backward + fused AdamW in a plain loop, bf16 autocast on a GPU.
 - `compiled`: the same with `train.compile=true` (the module compiles its own step).
 - `lightning`: `Trainer.fit` with the compiled module, as `training.fitting.fit` runs it (bf16-mixed,
-  deterministic, fused AdamW from `configure_optimizers`, the module's own logging), over a DataLoader
-  of pre-collated pinned batches; the time of the last `--steps` steps is measured by a callback.
+  `--deterministic` as `train.deterministic`, fused AdamW from `configure_optimizers`, the module's own
+  logging), over a DataLoader of pre-collated pinned batches; the time of the last `--steps` steps is
+  measured by a callback.
 On a GPU, `--check-syncs` runs one eager step under torch.cuda.set_sync_debug_mode("error").
 """
 from __future__ import annotations
 
 import argparse
+import os
 import json
 import sys
 import time
@@ -106,7 +108,8 @@ def time_lightning(module: SignalsModule, batches: list, args, device: torch.dev
     trainer = L.Trainer(max_steps=steps, accelerator="gpu" if device.type == "cuda" else "cpu", devices=1,
                         precision="bf16-mixed" if device.type == "cuda" and not args.fp32 else "32-true",
                         logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                        deterministic=True, log_every_n_steps=10, limit_val_batches=0, callbacks=[timer])
+                        deterministic=args.deterministic, log_every_n_steps=10, limit_val_batches=0,
+                        callbacks=[timer])
     t = time.perf_counter()
     trainer.fit(module, loader)
     return (timer.t1 - timer.t0) / args.steps, timer.t0 - t
@@ -158,6 +161,10 @@ def check_syncs(products: int, encoder: str, loss: str, args, device: torch.devi
 
 
 def run_case(products: int, encoder: str, loss: str, mode: str, args, device: torch.device) -> dict:
+    # Every mode under the same setting (a Trainer would otherwise leave its own behind for the next case).
+    if args.deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS refuses deterministic mode without it
+    torch.use_deterministic_algorithms(args.deterministic)
     module = make_module(products, encoder, args, loss, compile_step=mode != "eager")
     batches = [synthetic_batch(args.batch, args.window, products, seed) for seed in range(args.n_batches)]
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
@@ -192,6 +199,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--n-batches", type=int, default=4, help="distinct synthetic batches rotated through")
     p.add_argument("--fp32", action="store_true", help="no bf16 autocast on the GPU")
+    p.add_argument("--deterministic", action="store_true",
+                   help="torch.use_deterministic_algorithms in every mode (train.deterministic=true)")
     p.add_argument("--full-max-cells", type=float, default=4e9,
                    help="skip the full softmax above this many logit cells per batch (B x L x P)")
     p.add_argument("--check-syncs", action="store_true", help="GPU: look for host-device syncs in the step")
