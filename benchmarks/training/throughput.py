@@ -21,8 +21,8 @@ On a GPU, `--check-syncs` runs one eager step under torch.cuda.set_sync_debug_mo
 from __future__ import annotations
 
 import argparse
-import os
 import json
+import os
 import sys
 import time
 from pathlib import Path

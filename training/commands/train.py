@@ -8,6 +8,7 @@ examples:
   signals train
   signals train --config configs/taobao.yaml train.max_epochs=3
   signals train data.path=data/loaded/rees46 model.encoder=transformer --accelerator gpu
+  signals train data.path=data/loaded/rees46 --accelerator gpu train.compile=true train.deterministic=false
 """
 from __future__ import annotations
 
