@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from models.encoding import FEATURES
+from models.ranking import chunked_ranks
 from models.vocab import N_RESERVED
 
 
@@ -138,6 +139,14 @@ class SessionSignalsModel(nn.Module):
         logits = logits.scatter_add(1, history, bonus)  # (N, P)
         logits[:, :N_RESERVED] = float("-inf")
         return logits
+
+    def next_product_ranks(self, h: torch.Tensor, history: torch.Tensor, target: torch.Tensor,
+                           table: torch.Tensor | None = None) -> torch.Tensor:
+        """(N,) pessimistic rank of each target (N,) over the whole catalogue, from (N, D) states and
+        (N, K) recent products; scored in row chunks, never (N x P) at once. `table` as in `product_logits`."""
+        table = self.product_table() if table is None else table  # (P, D), once for all chunks
+        return chunked_ranks(lambda q, hist: self.product_logits(q, hist, table), h, history, target,
+                             self.cfg.n_products)
 
     def score_products(self, query: torch.Tensor, ids: torch.Tensor, history: torch.Tensor) -> torch.Tensor:
         """Scores of a few products per row, recency bonus included: query (N, D), ids (N, M), history (N, K) -> (N, M)."""

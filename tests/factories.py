@@ -48,3 +48,10 @@ def write_events(events: pd.DataFrame, folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     pq.write_table(pa.Table.from_pandas(events, schema=CANONICAL_SCHEMA, preserve_index=False), folder / EVENTS_FILE)
     return folder
+
+
+def tiny_run_overrides(data_dir: Path) -> list[str]:
+    """Config overrides for a tiny training on `random_events`' 30 days: 5-day validation and test
+    windows, a churn horizon that fits inside them, a narrow model."""
+    return [f"data.path={data_dir}", "split.val_days=5", "split.test_days=5", "labels.churn_horizon_days=5",
+            "labels.churn_lookback_days=10", "model.d_model=16"]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from tests.factories import random_events, write_events
+from tests.factories import random_events, tiny_run_overrides, write_events
 
 pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parents[1]
@@ -21,9 +21,8 @@ def test_two_process_ddp_trains_on_both_ranks_and_registers_once(tmp_path) -> No
     data.mkdir()
     write_events(random_events(n_users=80, days=30), data)
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    cmd = [sys.executable, "-m", "training.cli", "train", f"data.path={data}", "split.val_days=5",
-           "split.test_days=5", "labels.churn_horizon_days=5", "labels.churn_lookback_days=10",
-           "train.max_epochs=1", "train.progress_bar=false", "model.d_model=16", "baselines.enabled=false",
+    cmd = [sys.executable, "-m", "training.cli", "train", *tiny_run_overrides(data),
+           "train.max_epochs=1", "train.progress_bar=false", "baselines.enabled=false",
            f"tracking.uri={uri}", f"output_dir={tmp_path}/out", "--strategy", "ddp", "--devices", "2"]
     env = {**os.environ, "PYTHONPATH": str(REPO), "MLFLOW_DISABLE_TELEMETRY": "true"}
     done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)

@@ -26,15 +26,14 @@ from training.streaming.partitions import Manifest, partition_of, partition_path
 from training.streaming.prepare import popularity_log_prob_from_counts, prepare_streaming
 from training.fitting import popularity_log_prob, prepare
 from training.windows import split_batch
-from tests.factories import random_events
+from tests.factories import random_events, tiny_run_overrides
 
 K = 5
 
 
 def config(data_dir, tmp_path, *extra: str) -> TrainConfig:
     return load_config(TrainConfig, None, [
-        f"data.path={data_dir}", "split.val_days=5", "split.test_days=5", "labels.churn_horizon_days=5",
-        "labels.churn_lookback_days=10", "model.d_model=16", "model.max_len=8", f"data.partitions={K}",
+        *tiny_run_overrides(data_dir), "model.max_len=8", f"data.partitions={K}",
         f"data.partition_dir={tmp_path}/parts", f"output_dir={tmp_path}/runs", *extra])
 
 

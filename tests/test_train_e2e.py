@@ -9,15 +9,14 @@ from training.config import TrainConfig
 from training.config_io import load_config
 from training.errors import UserFacingError
 from training.train import train
-from tests.factories import random_events, write_events
+from tests.factories import random_events, tiny_run_overrides, write_events
 
 pytestmark = pytest.mark.e2e
 
 
 def tiny_config(data_dir, tmp_path, *extra: str) -> TrainConfig:
     return load_config(TrainConfig, None, [
-        f"data.path={data_dir}", "split.val_days=5", "split.test_days=5", "labels.churn_horizon_days=5",
-        "labels.churn_lookback_days=10", "train.max_epochs=1", "train.progress_bar=false", "model.d_model=16",
+        *tiny_run_overrides(data_dir), "train.max_epochs=1", "train.progress_bar=false",
         f"tracking.uri=sqlite:///{tmp_path}/mlflow.db", f"output_dir={tmp_path}/runs", *extra])
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.factories import random_events, write_events
+from tests.factories import random_events, tiny_run_overrides, write_events
 from training.config_io import load_config
 from training.errors import UserFacingError
 from training.tuning.config import TuneConfig, default_study_name
@@ -31,9 +31,8 @@ def tiny_overrides(tmp: Path) -> list[str]:
     if not (data / "events.parquet").is_file():
         data.mkdir(parents=True, exist_ok=True)
         write_events(random_events(), data)
-    return [f"data.path={data}", "split.val_days=5", "split.test_days=5", "labels.churn_horizon_days=5",
-            "labels.churn_lookback_days=10", "train.max_epochs=2", "train.batch_size=32", "train.progress_bar=false",
-            "model.d_model=16", f"tracking.uri=sqlite:///{tmp}/mlflow.db", f"output_dir={tmp}/runs"]
+    return [*tiny_run_overrides(data), "train.max_epochs=2", "train.batch_size=32", "train.progress_bar=false",
+            f"tracking.uri=sqlite:///{tmp}/mlflow.db", f"output_dir={tmp}/runs"]
 
 
 def worker_env() -> dict[str, str]:

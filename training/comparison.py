@@ -17,9 +17,9 @@ from models.encoding import EventEncoder
 from training import plots
 from training.config import TrainConfig
 from training.dataset_source import DatasetSource
-from training.baselines.next_item import next_query_rows
+from training.eval_points import EvalPoints
 from training.evaluation import PRIMARY_METRICS, binary_metrics, next_metrics
-from training.labels import TEST, TRAIN, Labels
+from training.labels import TRAIN, Labels
 from training.predict import Predictions
 
 log = logging.getLogger(__name__)
@@ -30,14 +30,7 @@ TABLE_COLUMNS = ("intent_roc_auc", "intent_pr_auc", "intent_brier", "churn_roc_a
 class Comparison:
     def __init__(self, labels: Labels, encoder: EventEncoder, cfg: TrainConfig, source: DatasetSource):
         self.labels, self.encoder, self.cfg, self.source = labels, encoder, cfg, source
-        ev = labels
-        self.intent_rows = np.flatnonzero((ev.intent_split == TEST) & (ev.intent >= 0))
-        self.intent_y = ev.intent[self.intent_rows].astype(np.int64)
-        self.churn_keys = labels.churn.index[labels.churn["split"] == TEST].to_numpy()
-        self.churn_y = labels.churn.loc[self.churn_keys, "label"].to_numpy(dtype=np.int64)
-        # Items unseen in training cannot be ranked by any method: dropped from the test, and counted.
-        self.next_rows = next_query_rows(labels, encoder, TEST)
-        self.next_dropped_unseen = int(((ev.next_split == TEST) & (ev.next_index >= 0)).sum()) - len(self.next_rows)
+        self.points = EvalPoints.of(labels, encoder)
         self.metrics: dict[str, dict[str, float]] = {}
         self.intent_scored: plots.Scored = {}
         self.churn_scored: plots.Scored = {}
@@ -51,22 +44,18 @@ class Comparison:
     def _score(self, method: str, intent: pd.Series | None, churn: pd.Series | None,
                next_rank: pd.Series | np.ndarray | None) -> dict[str, float]:
         metrics: dict[str, float] = {}
-        if intent is not None and len(self.intent_rows):
-            p = intent.reindex(self.intent_rows).to_numpy()
-            assert not np.isnan(p).any(), f"{method}: intent predictions missing for some test points"
-            metrics |= binary_metrics("intent", self.intent_y, p)
-            self.intent_scored[method] = (self.intent_y, p)
-        if churn is not None and len(self.churn_keys):
-            p = churn.reindex(self.churn_keys).to_numpy()
-            assert not np.isnan(p).any(), f"{method}: churn predictions missing for some test points"
-            metrics |= binary_metrics("churn", self.churn_y, p)
-            self.churn_scored[method] = (self.churn_y, p)
-        if next_rank is not None and len(self.next_rows):
-            ranks = next_rank.reindex(self.next_rows).to_numpy() if isinstance(next_rank, pd.Series) else next_rank
-            assert not np.isnan(ranks).any(), f"{method}: next-product ranks missing for some test points"
+        pt = self.points
+        intent_p, churn_p, ranks = pt.align(method, intent, churn, next_rank)
+        if intent_p is not None:
+            metrics |= binary_metrics("intent", pt.intent_y, intent_p)
+            self.intent_scored[method] = (pt.intent_y, intent_p)
+        if churn_p is not None:
+            metrics |= binary_metrics("churn", pt.churn_y, churn_p)
+            self.churn_scored[method] = (pt.churn_y, churn_p)
+        if ranks is not None:
             metrics |= next_metrics(ranks)
-            metrics["next_dropped_unseen"] = float(self.next_dropped_unseen)
-            self.ranks[method] = np.asarray(ranks)
+            metrics["next_dropped_unseen"] = float(pt.next_dropped_unseen)
+            self.ranks[method] = ranks
         self.metrics[method] = metrics
         return metrics
 
@@ -86,8 +75,8 @@ class Comparison:
                 "lightgbm_intent": lambda: (fit_predict_intent(labels, seed) if self._has_intent() else None, None, None),
                 "rfm_logreg_churn": lambda: (None, fit_predict_churn(labels, self.cfg.labels.churn_lookback_days, seed)
                                              if self._has_churn() else None, None),
-                "popularity": lambda: (None, None, popularity_ranks(labels, self.encoder, self.next_rows)),
-                "vsknn": lambda: (None, None, vsknn_ranks(labels, self.encoder, self.next_rows,
+                "popularity": lambda: (None, None, popularity_ranks(labels, self.encoder, self.points.next_rows)),
+                "vsknn": lambda: (None, None, vsknn_ranks(labels, self.encoder, self.points.next_rows,
                                                           bc.vsknn_neighbours, bc.vsknn_sample_sessions)),
             }
         oracle = oracle_predictions(self.source, labels, self.cfg.labels.churn_horizon_days)
@@ -107,10 +96,10 @@ class Comparison:
         return {m: v for m, v in self.metrics.items() if m != "model"}
 
     def _has_intent(self) -> bool:
-        return len(self.intent_rows) > 0 and len(np.unique(self.intent_y)) > 1
+        return len(self.points.intent_rows) > 0 and len(np.unique(self.points.intent_y)) > 1
 
     def _has_churn(self) -> bool:
-        return len(self.churn_keys) > 0 and (self.labels.churn["split"] == TRAIN).any()
+        return len(self.points.churn_keys) > 0 and (self.labels.churn["split"] == TRAIN).any()
 
     def _log_oracle_ratios(self) -> None:
         """model / oracle for each metric both have: how close to the best achievable the model is."""
@@ -149,5 +138,5 @@ class Comparison:
             lines.append(f"| {method} | " + " | ".join(cells) + " |")
         primary = ", ".join(PRIMARY_METRICS)
         lines.append(f"\nprimary metrics: {primary}; next-product test points dropped as unseen in training: "
-                     f"{self.next_dropped_unseen}")
+                     f"{self.points.next_dropped_unseen}")
         return "\n".join(lines)

@@ -49,9 +49,7 @@ def prepare(cfg: TrainConfig) -> Prepared:
     if cfg.data.streaming:
         from training.streaming.prepare import prepare_streaming
 
-        s = prepare_streaming(cfg)
-        model_cfg = ModelConfig(**s.encoder.sizes(), **to_dict(cfg.model))
-        return Prepared(s.source, s.dates, None, None, s.encoder, s.datasets, model_cfg)
+        return prepared_from_streaming(cfg, prepare_streaming(cfg))
     source = prepare_dataset(cfg.data, cfg.labels.churn_horizon_days)
     dates = split_dates(source.events, cfg.split, source.test_start)
     labels = make_labels(source.events, dates, cfg.labels)
@@ -64,6 +62,19 @@ def prepare(cfg: TrainConfig) -> Prepared:
              dates.to_dict(), *(len(datasets[s]) for s in (TRAIN, VAL, TEST)), len(encoder.products))
     model_cfg = ModelConfig(**encoder.sizes(), **to_dict(cfg.model))
     return Prepared(source, dates, labels, train_window, encoder, datasets, model_cfg)
+
+
+def prepared_from_streaming(cfg: TrainConfig, s) -> Prepared:
+    """`Prepared` of a `training.streaming.prepare.StreamingData`: no labels or training window in memory."""
+    return Prepared(s.source, s.dates, None, None, s.encoder, s.datasets,
+                    ModelConfig(**s.encoder.sizes(), **to_dict(cfg.model)))
+
+
+def checkpoint_dir(cfg: TrainConfig, run_id: str | None) -> Path:
+    """Where `fit` keeps its best checkpoint. Under DDP every rank must name the same folder and only rank
+    0 has a run id, so a multi-process run uses `ddp/`; the other ranks pass run_id None."""
+    multi = cfg.train.devices * cfg.train.num_nodes > 1
+    return Path(cfg.output_dir) / ("ddp" if multi or run_id is None else run_id) / "checkpoints"
 
 
 def is_global_rank_zero() -> bool:

@@ -11,7 +11,6 @@ from torchmetrics.classification import BinaryAveragePrecision
 
 from models.losses import full_softmax_loss, proposal, sample_negatives, sampled_softmax_loss
 from models.network import ModelConfig, SessionSignalsModel, feature_batch, recent_products
-from models.ranking import chunked_ranks
 from models.vocab import N_RESERVED
 from training.config import TrainSection
 
@@ -78,9 +77,7 @@ class SignalsModule(L.LightningModule):
             else:
                 losses["next"] = full_softmax_loss(self.model.product_logits(hn, history), target)  # (N, P) logits
             if not self.training:
-                table = self.model.product_table()  # (P, D), once for all chunks of this batch
-                out["next_rank"] = chunked_ranks(lambda q, hist: self.model.product_logits(q, hist, table),
-                                                 hn.detach(), history, target, self.model.cfg.n_products)
+                out["next_rank"] = self.model.next_product_ranks(hn.detach(), history, target)
             affinity = F.cross_entropy(self.model.category_logits(hn).float(), batch["next_category"].flatten()[next_index])
             affinity = affinity + F.cross_entropy(self.model.brand_logits(hn).float(),
                                                   batch["next_brand"].flatten()[next_index])

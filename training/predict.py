@@ -9,7 +9,6 @@ import torch
 from torch.utils.data import DataLoader
 
 from models.network import SessionSignalsModel, feature_batch, recent_products
-from models.ranking import chunked_ranks
 from training.windows import WindowDataset, collate
 
 
@@ -43,8 +42,8 @@ def predict(model: SessionSignalsModel, dataset: WindowDataset, batch_size: int 
         if index.numel():
             next_rows.append(rows[host["next_index"]])
             history = recent_products(batch["product"], model.cfg.history).flatten(0, 1)[index]  # (N, K)
-            next_ranks.append(chunked_ranks(lambda q, hist: model.product_logits(q, hist, table), flat[index], history,
-                                            batch["next_product"].flatten()[index], model.cfg.n_products).cpu())
+            next_ranks.append(model.next_product_ranks(flat[index], history, batch["next_product"].flatten()[index],
+                                                       table).cpu())
 
     def series(keys: list[torch.Tensor], values: list[torch.Tensor]) -> pd.Series:
         if not keys:

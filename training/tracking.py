@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 from pathlib import Path
 
 import mlflow
 from mlflow import MlflowClient
 
+from models.bundle import save_bundle
 from training.config import TrackingConfig
 from training.evaluation import PRIMARY_METRICS
 
@@ -47,6 +49,23 @@ def setup(cfg: TrackingConfig) -> str:
         mlflow.create_experiment(cfg.experiment, artifact_location=artifact_location)
     mlflow.set_experiment(cfg.experiment)
     return uri
+
+
+def log_bundle(model, encoder, meta: dict) -> None:
+    """Save the bundle (weights, config, vocabularies, `meta`) as the active run's artifact, where
+    `register` points the model version."""
+    with tempfile.TemporaryDirectory() as tmp:
+        save_bundle(Path(tmp) / "bundle", model, encoder, meta)
+        mlflow.log_artifacts(str(Path(tmp) / "bundle"), BUNDLE_ARTIFACT)
+
+
+def register_if_enabled(cfg: TrackingConfig, run_id: str, dataset_key: str, metrics: dict[str, float]) -> dict | None:
+    """`register` when `tracking.register` is on; what happened is tagged on the active (parent) run."""
+    if not cfg.register:
+        return None
+    registration = register(run_id, cfg.model_name, dataset_key, metrics, cfg.promote)
+    mlflow.set_tags({f"registered_{k}": str(v) for k, v in registration.items()})
+    return registration
 
 
 def register(run_id: str, model_name: str, dataset_key: str, metrics: dict[str, float], promote: str) -> dict:

@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import logging
-import tempfile
-from pathlib import Path
 
 import lightning as L
 import mlflow
@@ -12,14 +10,13 @@ import pandas as pd
 import torch
 from lightning.pytorch.loggers import MLFlowLogger
 
-from models.bundle import save_bundle
 from models.encoding import EventEncoder
 from training import tracking
 from training.comparison import Comparison
 from training.config import TrainConfig
 from training.config_io import flatten, to_dict
 from training.dataset_source import DatasetSource
-from training.fitting import fit, is_global_rank_zero, popularity_log_prob, prepare
+from training.fitting import checkpoint_dir, fit, is_global_rank_zero, popularity_log_prob, prepare
 from training.labels import TEST, TRAIN, Labels
 from training.predict import predict
 
@@ -37,9 +34,10 @@ def train(cfg: TrainConfig, callbacks: list | None = None, parent_run_id: str | 
         return train_streaming(cfg, callbacks, parent_run_id)
     L.seed_everything(cfg.train.seed, workers=True)
     p = prepare(cfg)
-    log_q = torch.from_numpy(popularity_log_prob(p.encoder, p.train_window))
+    log_popularity = popularity_log_prob(p.encoder, p.train_window)  # (P,) the negatives' proposal, the bundle's fallback
     if not is_global_rank_zero():
-        fit(cfg, p, log_q, logger=False, ckpt_dir=Path(cfg.output_dir) / "ddp" / "checkpoints", callbacks=callbacks)
+        fit(cfg, p, torch.from_numpy(log_popularity), logger=False, ckpt_dir=checkpoint_dir(cfg, None),
+            callbacks=callbacks)
         return {}
     uri = tracking.setup(cfg.tracking)
     source, dates, labels, encoder = p.source, p.dates, p.labels, p.encoder
@@ -53,31 +51,25 @@ def train(cfg: TrainConfig, callbacks: list | None = None, parent_run_id: str | 
             mlflow.set_tags({"method": "model", "encoder": cfg.model.encoder, "dataset": source.name})
             mlflow.log_params(flatten(to_dict(cfg)))
             logger = MLFlowLogger(experiment_name=cfg.tracking.experiment, tracking_uri=uri, run_id=run_id)
-            ckpt_dir = Path(cfg.output_dir) / ("ddp" if cfg.train.devices * cfg.train.num_nodes > 1 else run_id) / "checkpoints"
-            module, best_val = fit(cfg, p, log_q, logger, ckpt_dir, callbacks)
+            module, best_val = fit(cfg, p, torch.from_numpy(log_popularity), logger, checkpoint_dir(cfg, run_id),
+                                   callbacks)
             model = module.model.cpu().eval()
             predictions = predict(model, p.datasets[TEST])
             comparison = Comparison(labels, encoder, cfg, source)
             model_metrics = comparison.add_model(predictions)
             mlflow.log_metrics({f"test_{k}": v for k, v in model_metrics.items()})
-            with tempfile.TemporaryDirectory() as tmp:
-                meta = bundle_meta(labels, encoder, p.train_window, cfg, source, dates, model_metrics)
-                save_bundle(Path(tmp) / "bundle", model, encoder, meta)
-                mlflow.log_artifacts(str(Path(tmp) / "bundle"), tracking.BUNDLE_ARTIFACT)
+            tracking.log_bundle(model, encoder, bundle_meta(labels, encoder, p.train_window, log_popularity, cfg,
+                                                            source, dates, model_metrics))
         results = {"model": model_metrics, **comparison.run_baselines_and_oracle()}
         comparison.log_to_parent(parent.info.run_id)
-        registration = None
-        if cfg.tracking.register:
-            registration = tracking.register(run_id, cfg.tracking.model_name, source.dataset_key(dates),
-                                             model_metrics, cfg.tracking.promote)
-            mlflow.set_tags({f"registered_{k}": str(v) for k, v in registration.items()})
+        registration = tracking.register_if_enabled(cfg.tracking, run_id, source.dataset_key(dates), model_metrics)
     print(comparison.table())
     return {"metrics": results, "registration": registration, "best_val": best_val,
             "parent_run_id": parent.info.run_id, "model_run_id": run_id, "tracking_uri": uri}
 
 
-def bundle_meta(labels: Labels, encoder: EventEncoder, train_window: pd.DataFrame, cfg: TrainConfig,
-                source: DatasetSource, dates, metrics: dict[str, float]) -> dict:
+def bundle_meta(labels: Labels, encoder: EventEncoder, train_window: pd.DataFrame, log_popularity: np.ndarray,
+                cfg: TrainConfig, source: DatasetSource, dates, metrics: dict[str, float]) -> dict:
     """What serving needs beside the weights: base rates and priors for empty histories, and provenance."""
     train_intent = labels.intent[(labels.intent_split == TRAIN) & (labels.intent >= 0)]
     train_churn = labels.churn.loc[labels.churn["split"] == TRAIN, "label"]
@@ -91,7 +83,7 @@ def bundle_meta(labels: Labels, encoder: EventEncoder, train_window: pd.DataFram
         "intent_base_rate": float(train_intent.mean()) if len(train_intent) else 0.0,
         "churn_base_rate": float(train_churn.mean()) if len(train_churn) else 0.0,
         "churn_horizon_days": cfg.labels.churn_horizon_days,
-        "popularity_log_prob": popularity_log_prob(encoder, train_window).tolist(),
+        "popularity_log_prob": log_popularity.tolist(),
         "category_prior": prior(encoder.categories.encode(train_window["category"]), len(encoder.categories)),
         "brand_prior": prior(encoder.brands.encode(train_window["brand"]), len(encoder.brands)),
         "dataset": source.name,

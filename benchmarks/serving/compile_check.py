@@ -40,15 +40,16 @@ class ServedForward(nn.Module):
                 torch.softmax(self.model.brand_logits(last), -1))
 
 
-def p50_ms(fn, repeats: int = 200) -> float:
-    for _ in range(10):
+def latencies_ms(fn, repeats: int, warmup: int) -> np.ndarray:
+    """(repeats,) wall times of `fn()` in milliseconds, after `warmup` untimed calls."""
+    for _ in range(warmup):
         fn()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
-    return float(np.median(times) * 1e3)
+    return np.array(times) * 1e3
 
 
 def main() -> None:
@@ -81,7 +82,8 @@ def main() -> None:
             for variant in (traced, compiled):
                 for a, b in zip(reference, variant(features, gap)):
                     torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
-            row = [p50_ms(lambda m=m: m(features, gap)) for m in (eager, traced, compiled)]
+            row = [float(np.median(latencies_ms(lambda m=m: m(features, gap), repeats=200, warmup=10)))
+                   for m in (eager, traced, compiled)]
         print(f"| {batch} | {row[0]:.2f} | {row[1]:.2f} | {row[2]:.2f} | {compile_s:.0f} |")
 
 

@@ -20,7 +20,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -55,7 +54,7 @@ def in_process_ms(bundle: Path, bodies: list[dict], threads: int, repeats: int =
     """p50/p99 of the raw forward (+ top-k) for one shopper, and of the engine for one request."""
     import torch
 
-    from benchmarks.serving.compile_check import ServedForward
+    from benchmarks.serving.compile_check import ServedForward, latencies_ms
     from models.encoding import FEATURES
     from serving.engine import SignalsEngine
     from serving.schemas import ModelIdentity, ShopperRequest
@@ -76,14 +75,7 @@ def in_process_ms(bundle: Path, bodies: list[dict], threads: int, repeats: int =
     now = [datetime.now(UTC)]
 
     def timed(fn) -> np.ndarray:
-        for _ in range(20):
-            fn()
-        out = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            fn()
-            out.append(time.perf_counter() - start)
-        return np.array(out) * 1e3
+        return latencies_ms(fn, repeats, warmup=20)
 
     raw = timed(forward)
     shoppers = itertools.cycle(requests)

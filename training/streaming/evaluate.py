@@ -2,8 +2,8 @@
 
 Per partition: labels and TEST windows are built, the existing `training.predict.predict` runs over
 them, and only the small per-test-point arrays (label, probability or rank) are kept. The metrics are
-the model's metrics of `training.comparison.Comparison` (same functions, same test points, same
-dropping of next-product targets unseen in training), computed on the concatenation.
+the model's metrics of `training.comparison.Comparison` (same functions, same test points from
+`training.eval_points`), computed on the concatenation.
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from models.network import SessionSignalsModel
-from training.baselines.next_item import next_query_rows
+from training.eval_points import EvalPoints
 from training.evaluation import binary_metrics, next_metrics
 from training.labels import TEST, TRAIN
 from training.predict import predict
@@ -67,23 +67,16 @@ def evaluate_streaming(model: SessionSignalsModel, ctx: StreamContext, batch_siz
         out.train_churn += np.bincount(train_churn, minlength=2)[:2]
 
         pred = predict(model, part.dataset, batch_size=batch_size)
-        rows = np.flatnonzero((labels.intent_split == TEST) & (labels.intent >= 0))
-        if len(rows):
-            p = pred.intent.reindex(rows).to_numpy()
-            assert not np.isnan(p).any(), f"partition {k}: intent predictions missing for some test points"
-            out.intent_y.append(labels.intent[rows].astype(np.int64))
-            out.intent_p.append(p)
-        keys = labels.churn.index[labels.churn["split"] == TEST].to_numpy()
-        if len(keys):
-            p = pred.churn.reindex(keys).to_numpy()
-            assert not np.isnan(p).any(), f"partition {k}: churn predictions missing for some test points"
-            out.churn_y.append(labels.churn.loc[keys, "label"].to_numpy(dtype=np.int64))
-            out.churn_p.append(p)
-        next_rows = next_query_rows(labels, ctx.encoder, TEST)
-        out.next_dropped_unseen += int(((labels.next_split == TEST) & (labels.next_index >= 0)).sum()) - len(next_rows)
-        if len(next_rows):
-            r = pred.next_rank.reindex(next_rows).to_numpy()
-            assert not np.isnan(r).any(), f"partition {k}: next-product ranks missing for some test points"
-            out.next_rank.append(r)
+        points = EvalPoints.of(labels, ctx.encoder)
+        intent_p, churn_p, ranks = points.align(f"partition {k}", pred.intent, pred.churn, pred.next_rank)
+        if intent_p is not None:
+            out.intent_y.append(points.intent_y)
+            out.intent_p.append(intent_p)
+        if churn_p is not None:
+            out.churn_y.append(points.churn_y)
+            out.churn_p.append(churn_p)
+        out.next_dropped_unseen += points.next_dropped_unseen
+        if ranks is not None:
+            out.next_rank.append(ranks)
         del part, labels, pred
     return out

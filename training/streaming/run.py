@@ -13,16 +13,12 @@ streamed:
 from __future__ import annotations
 
 import logging
-import tempfile
-from pathlib import Path
 
 import lightning as L
 import mlflow
 import torch
 from lightning.pytorch.loggers import MLFlowLogger
 
-from models.bundle import save_bundle
-from models.network import ModelConfig
 from training import tracking
 from training.config import TrainConfig
 from training.config_io import flatten, to_dict
@@ -33,16 +29,15 @@ log = logging.getLogger(__name__)
 def train_streaming(cfg: TrainConfig, callbacks: list | None = None, parent_run_id: str | None = None) -> dict:
     from training.streaming.evaluate import evaluate_streaming
     from training.streaming.prepare import prepare_streaming, prior_from_counts
-    from training.fitting import Prepared, fit, is_global_rank_zero
+    from training.fitting import checkpoint_dir, fit, is_global_rank_zero, prepared_from_streaming
 
     L.seed_everything(cfg.train.seed, workers=True)
     s = prepare_streaming(cfg)
-    model_cfg = ModelConfig(**s.encoder.sizes(), **to_dict(cfg.model))
-    p = Prepared(s.source, s.dates, None, None, s.encoder, s.datasets, model_cfg)
+    p = prepared_from_streaming(cfg, s)
     log_popularity = s.log_popularity()  # (P,), for the negatives' proposal and the bundle's fallback ranking
-    ddp_dir = Path(cfg.output_dir) / "ddp" / "checkpoints"
     if not is_global_rank_zero():
-        fit(cfg, p, torch.from_numpy(log_popularity), logger=False, ckpt_dir=ddp_dir, callbacks=callbacks)
+        fit(cfg, p, torch.from_numpy(log_popularity), logger=False, ckpt_dir=checkpoint_dir(cfg, None),
+            callbacks=callbacks)
         return {}
     uri = tracking.setup(cfg.tracking)
     source, dates = s.source, s.dates
@@ -59,9 +54,8 @@ def train_streaming(cfg: TrainConfig, callbacks: list | None = None, parent_run_
             mlflow.set_tags({"method": "model", "encoder": cfg.model.encoder, "dataset": source.name})
             mlflow.log_params(flatten(to_dict(cfg)))
             logger = MLFlowLogger(experiment_name=cfg.tracking.experiment, tracking_uri=uri, run_id=run_id)
-            multi = cfg.train.devices * cfg.train.num_nodes > 1
-            ckpt_dir = ddp_dir if multi else Path(cfg.output_dir) / run_id / "checkpoints"
-            module, best_val = fit(cfg, p, torch.from_numpy(log_popularity), logger, ckpt_dir, callbacks)
+            module, best_val = fit(cfg, p, torch.from_numpy(log_popularity), logger, checkpoint_dir(cfg, run_id),
+                                   callbacks)
             model = module.model.cpu().eval()
             test = evaluate_streaming(model, s.ctx)
             model_metrics = test.metrics()
@@ -77,14 +71,8 @@ def train_streaming(cfg: TrainConfig, callbacks: list | None = None, parent_run_
                 "split": dates.to_dict(),
                 "test_metrics": model_metrics,
             }
-            with tempfile.TemporaryDirectory() as tmp:
-                save_bundle(Path(tmp) / "bundle", model, s.encoder, meta)
-                mlflow.log_artifacts(str(Path(tmp) / "bundle"), tracking.BUNDLE_ARTIFACT)
-        registration = None
-        if cfg.tracking.register:
-            registration = tracking.register(run_id, cfg.tracking.model_name, source.dataset_key(dates),
-                                             model_metrics, cfg.tracking.promote)
-            mlflow.set_tags({f"registered_{k}": str(v) for k, v in registration.items()})
+            tracking.log_bundle(model, s.encoder, meta)
+        registration = tracking.register_if_enabled(cfg.tracking, run_id, source.dataset_key(dates), model_metrics)
     return {"metrics": {"model": model_metrics}, "registration": registration, "best_val": best_val,
             "parent_run_id": parent.info.run_id, "model_run_id": run_id, "tracking_uri": uri,
             "partitions": s.manifest.n_partitions, "events": s.manifest.n_rows}
