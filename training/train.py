@@ -8,7 +8,6 @@ import mlflow
 import numpy as np
 import pandas as pd
 import torch
-from lightning.pytorch.loggers import MLFlowLogger
 
 from models.encoding import EventEncoder
 from training import tracking
@@ -19,6 +18,7 @@ from training.dataset_source import DatasetSource
 from training.fitting import checkpoint_dir, fit, is_global_rank_zero, popularity_log_prob, prepare
 from training.labels import TEST, TRAIN, Labels
 from training.predict import predict
+from training.tracked_fit import fitted_model_run
 
 log = logging.getLogger(__name__)
 
@@ -46,14 +46,7 @@ def train(cfg: TrainConfig, callbacks: list | None = None, parent_run_id: str | 
         mlflow.log_params(flatten(to_dict(cfg)))
         source.log_lineage(dates, labels)
         mlflow.set_tags({"dataset": source.name, "dataset_key": source.dataset_key(dates), "role": "parent"})
-        with mlflow.start_run(run_name="model", nested=True) as model_run:
-            run_id = model_run.info.run_id
-            mlflow.set_tags({"method": "model", "encoder": cfg.model.encoder, "dataset": source.name})
-            mlflow.log_params(flatten(to_dict(cfg)))
-            logger = MLFlowLogger(experiment_name=cfg.tracking.experiment, tracking_uri=uri, run_id=run_id)
-            module, best_val = fit(cfg, p, torch.from_numpy(log_popularity), logger, checkpoint_dir(cfg, run_id),
-                                   callbacks)
-            model = module.model.cpu().eval()
+        with fitted_model_run(cfg, p, log_popularity, uri, source.name, callbacks) as (run_id, model, best_val):
             predictions = predict(model, p.datasets[TEST])
             comparison = Comparison(labels, encoder, cfg, source)
             model_metrics = comparison.add_model(predictions)

@@ -17,7 +17,6 @@ import logging
 import lightning as L
 import mlflow
 import torch
-from lightning.pytorch.loggers import MLFlowLogger
 
 from training import tracking
 from training.config import TrainConfig
@@ -30,6 +29,7 @@ def train_streaming(cfg: TrainConfig, callbacks: list | None = None, parent_run_
     from training.streaming.evaluate import evaluate_streaming
     from training.streaming.prepare import prepare_streaming, prior_from_counts
     from training.fitting import checkpoint_dir, fit, is_global_rank_zero, prepared_from_streaming
+    from training.tracked_fit import fitted_model_run
 
     L.seed_everything(cfg.train.seed, workers=True)
     s = prepare_streaming(cfg)
@@ -49,14 +49,7 @@ def train_streaming(cfg: TrainConfig, callbacks: list | None = None, parent_run_
                            **{f"lineage.{k}": v for k, v in dates.to_dict().items()}})
         mlflow.set_tags({"dataset": source.name, "dataset_key": source.dataset_key(dates), "role": "parent",
                          "data_path": "streaming", "baselines": "skipped (streaming)"})
-        with mlflow.start_run(run_name="model", nested=True) as model_run:
-            run_id = model_run.info.run_id
-            mlflow.set_tags({"method": "model", "encoder": cfg.model.encoder, "dataset": source.name})
-            mlflow.log_params(flatten(to_dict(cfg)))
-            logger = MLFlowLogger(experiment_name=cfg.tracking.experiment, tracking_uri=uri, run_id=run_id)
-            module, best_val = fit(cfg, p, torch.from_numpy(log_popularity), logger, checkpoint_dir(cfg, run_id),
-                                   callbacks)
-            model = module.model.cpu().eval()
+        with fitted_model_run(cfg, p, log_popularity, uri, source.name, callbacks) as (run_id, model, best_val):
             test = evaluate_streaming(model, s.ctx)
             model_metrics = test.metrics()
             mlflow.log_metrics({f"test_{k}": v for k, v in model_metrics.items()})
