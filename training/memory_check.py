@@ -9,7 +9,7 @@ The estimate (bytes, per device) is deliberately simple and errs on the large si
   of them), so N = B x L rows; the full softmax holds (N, P) logits, the sampled one (N, 1 + S). Each
   cell costs about 18 bytes: the bf16 (or float32) product, the float32 logits with the bias, their
   copy with the recent-history bonus added, the float32 log-softmax kept for the backward and its
-  gradient; the sampled scores also keep one boolean mask per history step (K bytes a cell);
+  gradient; the sampled scores also keep the masks of draws already scored exactly (2 bytes a cell);
 - evaluation ranks in chunks of at most 2^25 cells (models.ranking.chunked_ranks), which adds little.
 Available memory: free memory of the GPU (torch.cuda.mem_get_info) or available RAM on the CPU.
 """
@@ -65,7 +65,7 @@ def count_parameters(cfg: ModelConfig) -> int:
         enc = cfg.n_layers * (4 * d * d + 4 * d + 2 * 4 * d * d + 5 * d + 4 * d)
     heads = (d * d + d + d + 1) + ((d + 1) * d + d + d + 1) + (d * d + d) + cfg.n_products \
         + (d + 1) * cfg.n_categories + (d + 1) * cfg.n_brands + 2 * d
-    return emb + enc + heads + getattr(cfg, "history", 0)  # + the recency bonus per history step
+    return emb + enc + heads + cfg.history  # + the recency bonus per history step
 
 
 def estimate(cfg: ModelConfig, tc: TrainSection, available: int | None, device: str) -> MemoryEstimate:
@@ -77,7 +77,7 @@ def estimate(cfg: ModelConfig, tc: TrainSection, available: int | None, device: 
     if cfg.encoder == "transformer":
         activations += cfg.n_layers * B * cfg.n_heads * L * L * (act_bytes + 4)
     n_rows = B * L
-    history = getattr(cfg, "history", 0)
+    history = cfg.history
     if tc.next_loss == "full":
         logits = n_rows * cfg.n_products * LOGIT_CELL_BYTES
     else:

@@ -12,7 +12,7 @@ For each size, phases run in their own subprocess, and each reports its own peak
   (num_workers=0, so one process holds everything), `--train-batches` optimizer steps of a tiny
   SignalsModule (d_model 16, sampled softmax) on them, and with `--eval` the streamed TEST
   evaluation (`evaluate_streaming`) over every partition;
-- `in-memory` (only at `--in-memory-max` events or fewer): `training.train.prepare` as it is, and the
+- `in-memory` (only at `--in-memory-max` events or fewer): `training.fitting.prepare` as it is, and the
   same pass over its TRAIN windows, for contrast.
 """
 from __future__ import annotations
@@ -92,8 +92,8 @@ def phase_stream(data: Path, work: Path, train_batches: int, evaluate: bool) -> 
     import torch
     from torch.utils.data import DataLoader
 
-    from models.network import ModelConfig
     from training.config_io import to_dict
+    from training.fitting import prepared_from_streaming
     from training.labels import TRAIN
     from training.module import SignalsModule
     from training.streaming.evaluate import evaluate_streaming
@@ -107,7 +107,7 @@ def phase_stream(data: Path, work: Path, train_batches: int, evaluate: bool) -> 
     s = prepare_streaming(cfg)
     out |= {"prepare_s": time.perf_counter() - t, "rss_after_prepare_gib": gib(), "partitions": len(s.ctx.files),
             "products": len(s.encoder.products)}
-    module = SignalsModule(ModelConfig(**s.encoder.sizes(), **to_dict(cfg.model)).to_dict(), to_dict(cfg.train),
+    module = SignalsModule(prepared_from_streaming(cfg, s).model_cfg.to_dict(), to_dict(cfg.train),
                            torch.from_numpy(s.log_popularity()))
     opt = torch.optim.AdamW(module.parameters(), lr=1e-3)
     t = time.perf_counter()
