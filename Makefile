@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: setup
-	$(BIN)/python -m training.demo
+	$(BIN)/python -m cli.demo
 
 test: setup
 	$(BIN)/python -m pytest -q tests

@@ -11,7 +11,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from models.vocab import UNK, Vocabulary
+from events.schema import EVENT_TYPES
+from models.encoder_counts import EncoderCounts, quantiles_from_counts
+from models.vocab import N_RESERVED, UNK, Vocabulary
 
 FEATURES = ("product", "category", "brand", "event_type", "price_bucket", "gap_bucket", "new_session")
 """Integer features per event, in the order the model embeds them."""
@@ -26,9 +28,6 @@ FIRST_EVENT_GAP = 1
 N_GAP_BUCKETS = 2 + len(GAP_EDGES_S) + 1  # PAD, first event, then searchsorted's 0..len(edges)
 MISSING_PRICE = 1
 
-CORE_EVENT_TYPES = ("view", "cart", "remove_from_cart", "purchase")
-
-
 @dataclass
 class EventEncoder:
     products: Vocabulary
@@ -41,24 +40,32 @@ class EventEncoder:
 
     @classmethod
     def fit(cls, events: pd.DataFrame, min_count: int = 1, n_price_buckets: int = 16) -> "EventEncoder":
-        """Fit vocabularies and price buckets on (training-window) canonical events."""
-        products = Vocabulary.fit(events["product_id"], min_count=min_count)
-        categories = Vocabulary.fit(events["category"], min_count=min_count)
-        brands = Vocabulary.fit(events["brand"], min_count=min_count)
-        extra_types = sorted(set(events["event_type"].dropna().unique()) - set(CORE_EVENT_TYPES))
-        event_types = Vocabulary(list(CORE_EVENT_TYPES) + extra_types)
-        prices = np.log1p(events["price"].dropna().to_numpy(dtype=np.float64))
+        """Fit vocabularies and price buckets on (training-window) canonical events sorted by user, then time."""
+        return cls.from_counts(EncoderCounts.of_events(events), min_count, n_price_buckets)
+
+    @classmethod
+    def from_counts(cls, counts: EncoderCounts, min_count: int = 1, n_price_buckets: int = 16) -> "EventEncoder":
+        """The one way an encoder is fitted: vocabularies (count >= min_count, most frequent first), price
+        buckets from quantiles of log1p(price), and each product's last-seen category and brand."""
+        products = Vocabulary.from_counts(counts.products, min_count)
+        categories = Vocabulary.from_counts(counts.categories, min_count)
+        brands = Vocabulary.from_counts(counts.brands, min_count)
+        event_types = Vocabulary(list(EVENT_TYPES) + sorted(counts.event_types - set(EVENT_TYPES)))
         quantiles = np.linspace(0, 1, n_price_buckets + 1)[1:-1]
-        price_edges = np.unique(np.quantile(prices, quantiles)) if len(prices) else np.zeros(0)
+        if counts.price_counts.sum():
+            # log1p is monotone, so the sorted log-prices are the log1p of the sorted prices.
+            edges = quantiles_from_counts(np.log1p(counts.price_values), counts.price_counts, quantiles)
+            price_edges = np.unique(edges)
+        else:
+            price_edges = np.zeros(0)
         # Each product's last-seen category and brand (products rarely move between them).
-        last = events.dropna(subset=["product_id"]).drop_duplicates("product_id", keep="last")
-        pid = products.encode(last["product_id"])
+        pid = products.encode(counts.last["product_id"])
         product_category = np.full(len(products), UNK, dtype=np.int64)
         product_brand = np.full(len(products), UNK, dtype=np.int64)
-        product_category[pid] = categories.encode(last["category"])
-        product_brand[pid] = brands.encode(last["brand"])
-        product_category[:2] = UNK
-        product_brand[:2] = UNK
+        product_category[pid] = categories.encode(counts.last["category"])
+        product_brand[pid] = brands.encode(counts.last["brand"])
+        product_category[:N_RESERVED] = UNK
+        product_brand[:N_RESERVED] = UNK
         return cls(products, categories, brands, event_types, price_edges, product_category, product_brand)
 
     @property

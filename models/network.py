@@ -17,20 +17,26 @@ from models.vocab import N_RESERVED
 
 
 @dataclass
-class ModelConfig:
+class ArchitectureConfig:
+    """What a user chooses (the run config's `model` section); the vocabulary sizes come from the data."""
+    encoder: Literal["gru", "transformer"] = "gru"
+    d_model: int = 64
+    n_layers: int = 1
+    n_heads: int = 4
+    dropout: float = 0.1
+    max_len: int = 50  # window length L: the last events a prediction sees
+    history: int = 8  # the last K products a position has seen get a learned, recency-weighted score bonus
+
+
+@dataclass(kw_only=True)
+class ModelConfig(ArchitectureConfig):
+    """Everything that builds the network: the architecture plus the encoder's vocabulary sizes."""
     n_products: int
     n_categories: int
     n_brands: int
     n_event_types: int
     n_price_buckets: int
     n_gap_buckets: int
-    encoder: Literal["gru", "transformer"] = "gru"
-    d_model: int = 64
-    n_layers: int = 1
-    n_heads: int = 4
-    dropout: float = 0.1
-    max_len: int = 50
-    history: int = 8  # the last K products a position has seen get a learned, recency-weighted score bonus
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 
 
+TOP_K = 20  # the cut-off of every ranking metric (Recall@20, MRR@20, NDCG@20): offline, validation, peers
+
 def pessimistic_rank(scores: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """(N, P) scores, (N,) target ids -> (N,) ranks starting at 1."""
     target_score = scores.gather(1, target.unsqueeze(1))  # (N, 1)
@@ -16,7 +18,7 @@ def pessimistic_rank(scores: torch.Tensor, target: torch.Tensor) -> torch.Tensor
     return at_least_as_high
 
 
-def rank_metrics(ranks: torch.Tensor, k: int = 20) -> dict[str, float]:
+def rank_metrics(ranks: torch.Tensor, k: int = TOP_K) -> dict[str, float]:
     """Recall@k, MRR@k and NDCG@k from (N,) ranks (one relevant item per prediction)."""
     ranks = ranks.double()
     hit = ranks <= k

@@ -7,9 +7,8 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-PAD = 0  # padding position: embeds to zero, never predicted
-UNK = 1  # unseen or rare token: how serving handles products the model never saw
-N_RESERVED = 2
+from events.schema import N_RESERVED, PAD, UNK  # noqa: F401  (re-exported: the vocabularies' reserved ids)
+
 SMALL = 256  # up to this many values (a request's events), a dict beats pandas' vectorised lookup ~10x
 
 
@@ -26,9 +25,13 @@ class Vocabulary:
     @classmethod
     def fit(cls, values: Iterable[str | None], min_count: int = 1) -> "Vocabulary":
         """Tokens seen at least `min_count` times, most frequent first (ties by token, for determinism)."""
-        counts = pd.Series(values, dtype="object").dropna().value_counts()
+        return cls.from_counts(pd.Series(values, dtype="object").dropna().value_counts(), min_count)
+
+    @classmethod
+    def from_counts(cls, counts: pd.Series, min_count: int = 1) -> "Vocabulary":
+        """`fit` of the values these counts (token -> occurrences) were taken over."""
         counts = counts[counts >= min_count]
-        order = sorted(counts.items(), key=lambda kv: (-kv[1], str(kv[0])))
+        order = sorted(zip(counts.index.tolist(), counts.to_numpy().tolist()), key=lambda kv: (-kv[1], str(kv[0])))
         return cls([str(token) for token, _ in order])
 
     def __len__(self) -> int:

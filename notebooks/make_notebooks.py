@@ -17,9 +17,9 @@ EXPLORE_EVENTS = [
            "when present): funnel counts, session lengths, conversion and cart-abandonment rates, top "
            "categories and brands."),
     ("code", "import os, tempfile\nfrom pathlib import Path\n\nimport matplotlib.pyplot as plt\nimport pandas as pd\n\n"
-             "from training.loaders import load_events, read_events\n"
-             "from training.simulator import load_simulator_config, simulate\n"
-             "from training.simulator.calibration import markdown_table, session_stats\n\n"
+             "from events.loaders import load_events, read_events\n"
+             "from events.simulator import load_simulator_config, simulate\n"
+             "from events.simulator.calibration import markdown_table, session_stats\n\n"
              "ROOT = Path.cwd().parent if Path.cwd().name == 'notebooks' else Path.cwd()\n"
              "work = Path(tempfile.mkdtemp())\n"
              "SIM_EVENTS = int(os.environ.get('NOTEBOOK_SIM_EVENTS', 60000))"),
@@ -62,7 +62,7 @@ EXPLORE_EVENTS = [
              "        ax.set_title(f'{name}: top {col}s')\n"
              "fig.tight_layout()"),
     ("md", "## The simulator's defaults beside the real samples\n\nThe statistics the simulator is "
-           "calibrated on (`python -m training.simulator.calibration` prints the full table)."),
+           "calibrated on (`python -m events.simulator.calibration` prints the full table)."),
     ("code", "from IPython.display import Markdown\n"
              "figures = {name: session_stats(df.sort_values(['user_id', 'ts'])) for name, df in datasets.items()}\n"
              "Markdown(markdown_table(figures))"),

@@ -1,18 +1,18 @@
 """Which products a request allows: its filters as a (P,) mask over the catalogue.
 
-The products of each category and brand are grouped once at load (serving/catalogue.py), so a filter
+The products of each category and brand are grouped once at load (serving/product_groups.py), so a filter
 costs a few array writes per request, not a scan of the catalogue.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from serving.catalogue import Catalogue
+from serving.product_groups import ProductGroups
 from serving.history import ShopperHistory
-from serving.schemas import Filters
+from serving.api_types import Filters
 
 
-def allowed_products(filters: Filters, history: ShopperHistory, catalogue: Catalogue) -> np.ndarray | None:
+def allowed_products(filters: Filters, history: ShopperHistory, catalogue: ProductGroups) -> np.ndarray | None:
     """(P,) bool, True = may be recommended; None when the filters allow everything."""
     allowed: np.ndarray | None = None
 
@@ -46,7 +46,7 @@ def _members(group_ids: np.ndarray, members: list[np.ndarray], n_products: int) 
     return mask
 
 
-def _price_mask(filters: Filters, history: ShopperHistory, catalogue: Catalogue) -> np.ndarray:
+def _price_mask(filters: Filters, history: ShopperHistory, catalogue: ProductGroups) -> np.ndarray:
     low = filters.min_price if filters.min_price is not None else 0.0
     high = filters.max_price if filters.max_price is not None else np.inf
     in_range = {p for p, price in history.last_price.items() if low <= price <= high}

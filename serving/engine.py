@@ -14,11 +14,11 @@ import numpy as np
 from models.predictor import SignalPredictor
 from models.vocab import N_RESERVED, UNK
 from serving.candidates import allowed_products
-from serving.catalogue import Catalogue
+from serving.product_groups import ProductGroups
 from serving.history import ShopperHistory
-from serving.ranking import Ranker
+from serving.top_k import Ranker
 from serving.request_encoding import encode_history
-from serving.schemas import (Affinity, Event, HistorySummary, ModelIdentity, ProductScore, ShopperRequest,
+from serving.api_types import (Affinity, Event, HistorySummary, ModelIdentity, ProductScore, ShopperRequest,
                              ShopperSignals)
 from serving.segments import SegmentRules, segments_for
 
@@ -28,7 +28,7 @@ class SignalsEngine:
         self.predictor = predictor
         self.identity = identity
         self.rules = rules
-        self.catalogue = Catalogue(predictor.encoder)
+        self.catalogue = ProductGroups(predictor.encoder)
         self.window = predictor.window
         meta = predictor.meta
         self.products = Ranker(predictor.popularity_scores)

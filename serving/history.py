@@ -9,12 +9,12 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
-from serving.schemas import Event
-from training.loaders.options import LoadOptions
+from events.schema import SESSION_GAP_MINUTES
+from serving.api_types import Event
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MICROSECOND = timedelta(microseconds=1)
-SESSION_GAP_US = round(LoadOptions.session_gap_minutes * 60e6)
+SESSION_GAP_US = round(SESSION_GAP_MINUTES * 60e6)
 """Sessions without ids are cut exactly as the loaders cut them (a gap of this length starts a new one)."""
 
 

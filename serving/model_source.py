@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from serving.schemas import ModelIdentity
+from serving.api_types import ModelIdentity
 from serving.settings import ServingSettings
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ def registry_model(settings: ServingSettings, dst: Path) -> tuple[Path, ModelIde
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    from training.tracking import download_bundle, resolve_uri
+    from registry import download_bundle, resolve_uri
 
     uri = resolve_uri(settings.tracking_uri)
     mlflow.set_tracking_uri(uri)

@@ -25,6 +25,7 @@ SERVER_ENV = {
     "BENTOML_DO_NOT_TRACK": "true",
     "MLFLOW_DISABLE_TELEMETRY": "true",
     "PYTHONUNBUFFERED": "1",
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",  # a bar per download is noise in a server's log
     # glibc hands every freed block over 128 KB back to the OS and page-faults it in again on the next
     # request; scores over a 50,000-product catalogue are 200 KB per shopper. Keeping such blocks in the
     # heap made the catalogue scoring 2.5x faster at batch 32 (benchmarks/SERVING.md).

@@ -10,9 +10,9 @@ from datetime import datetime
 from pathlib import Path
 
 from serving.history import ShopperHistory
-from serving.schemas import Segment
-from training.config_io import load_config
-from training.errors import UserFacingError
+from serving.api_types import Segment
+from events.config_io import load_config
+from events.errors import UserFacingError
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from serving.batcher import MicroBatcher, Overloaded
 from serving.engine import SignalsEngine
 from serving.http_guard import RequestGuard
 from serving.model_source import located_model
-from serving.schemas import BatchRequest, BatchSignals, ShopperRequest, ShopperSignals
+from serving.api_types import BatchRequest, BatchSignals, ShopperRequest, ShopperSignals
 from serving.segments import load_rules
 from serving.settings import ServingSettings
 

@@ -8,7 +8,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from training.schema import CANONICAL_SCHEMA, EVENTS_FILE
+from events.schema import CANONICAL_SCHEMA, EVENTS_FILE
 
 T0 = pd.Timestamp("2026-01-01", tz="UTC")
 

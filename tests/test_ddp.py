@@ -21,7 +21,7 @@ def test_two_process_ddp_trains_on_both_ranks_and_registers_once(tmp_path) -> No
     data.mkdir()
     write_events(random_events(n_users=80, days=30), data)
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    cmd = [sys.executable, "-m", "training.cli", "train", *tiny_run_overrides(data),
+    cmd = [sys.executable, "-m", "cli.main", "train", *tiny_run_overrides(data),
            "train.max_epochs=1", "train.progress_bar=false", "baselines.enabled=false",
            f"tracking.uri={uri}", f"output_dir={tmp_path}/out", "--strategy", "ddp", "--devices", "2"]
     env = {**os.environ, "PYTHONPATH": str(REPO), "MLFLOW_DISABLE_TELEMETRY": "true"}

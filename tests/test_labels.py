@@ -1,4 +1,4 @@
-"""Leakage: labels and inputs never read past their split; task definitions as DESIGN.md states them."""
+"""Leakage: labels and inputs never read past their split; task definitions as docs/DESIGN.md states them."""
 from __future__ import annotations
 
 import numpy as np

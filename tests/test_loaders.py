@@ -11,9 +11,9 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from training.loaders import LoadReport, load_events, read_events
-from training.loaders.report import REPORT_FILE
-from training.schema import CANONICAL_SCHEMA, EVENTS_FILE, REJECTED_FILE
+from events.loaders import LoadReport, load_events, read_events
+from events.loaders.report import REPORT_FILE
+from events.schema import CANONICAL_SCHEMA, EVENTS_FILE, REJECTED_FILE
 
 REPO_ROOT = Path(__file__).parents[1]
 SHIPPED_REES46 = REPO_ROOT / "data" / "samples" / "rees46-2019-Oct-head.csv"

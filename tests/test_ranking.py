@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from models.ranking import pessimistic_rank, rank_metrics
-from training.evaluation import binary_metrics, gain_at
+from training.metrics import binary_metrics, gain_at
 
 
 def test_ties_count_against_the_model() -> None:

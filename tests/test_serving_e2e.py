@@ -18,9 +18,9 @@ from hypothesis import HealthCheck, given, settings
 
 from models.predictor import SignalPredictor
 from serving.process import free_port, start_server, stop_server, wait_until_ready
-from serving.schemas import EXAMPLE_REQUEST
-from training.config import TrainConfig
-from training.config_io import load_config
+from serving.api_types import EXAMPLE_REQUEST
+from training.config import TrainRunConfig
+from events.config_io import load_config
 from training.train import train
 from tests.factories import random_events, write_events
 
@@ -42,7 +42,7 @@ class Served:
         """The registered bundle, loaded in this process the way offline code loads it."""
         import mlflow
 
-        from training.tracking import download_bundle
+        from registry import download_bundle
 
         mlflow.set_tracking_uri(f"sqlite:///{self.store}/mlflow.db")
         path, _ = download_bundle("session-signals", "champion", self.store / "offline")
@@ -55,7 +55,7 @@ def served(tmp_path_factory) -> Iterator[Served]:
     (store / "data").mkdir()
     events = random_events(n_users=40, days=20)
     write_events(events, store / "data")
-    result = train(load_config(TrainConfig, None, [
+    result = train(load_config(TrainRunConfig, None, [
         f"data.path={store / 'data'}", "split.val_days=4", "split.test_days=4", "labels.churn_horizon_days=4",
         "labels.churn_lookback_days=8", "baselines.enabled=false", "train.max_epochs=1", "train.progress_bar=false",
         f"tracking.uri=sqlite:///{store}/mlflow.db", "model.d_model=16", "model.max_len=20",

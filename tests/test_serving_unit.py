@@ -17,15 +17,15 @@ from models.network import ModelConfig, SessionSignalsModel
 from models.predictor import SignalPredictor
 from serving.batcher import MicroBatcher, Overloaded
 from serving.candidates import allowed_products
-from serving.catalogue import Catalogue, members_by_group
+from serving.product_groups import ProductGroups, members_by_group
 from serving.engine import SignalsEngine
 from serving.history import ShopperHistory
 from serving.http_guard import RequestGuard, field_path
 from serving.request_encoding import encode_history
-from serving.schemas import EXAMPLE_REQUEST, BatchRequest, Event, Filters, ModelIdentity, ShopperRequest
+from serving.api_types import EXAMPLE_REQUEST, BatchRequest, Event, Filters, ModelIdentity, ShopperRequest
 from serving.segments import SegmentRules, load_rules, segments_for
 from serving.settings import DEFAULT_SEGMENTS_CONFIG
-from training.errors import UserFacingError
+from events.errors import UserFacingError
 from tests.factories import random_events
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
@@ -152,7 +152,7 @@ def test_products_are_grouped_by_category() -> None:
 # --- filters -------------------------------------------------------------------------------------------
 
 def test_filters_restrict_the_candidates(predictor) -> None:
-    catalogue = Catalogue(predictor.encoder)
+    catalogue = ProductGroups(predictor.encoder)
     encoder = predictor.encoder
     history = ShopperHistory.from_events([event(9, "cart", "p1", price=6.0), event(8, "purchase", "p2", price=7.0),
                                           event(7, "view", "p3", price=50.0)])
@@ -300,7 +300,7 @@ def test_guard_refuses_large_bodies_and_names_fields_in_400s() -> None:
 # --- the `signals serve` command -------------------------------------------------------------------------
 
 def test_serve_command_parses_its_flags_and_refuses_a_missing_bundle(tmp_path) -> None:
-    from training.cli import build_parser, main
+    from cli.main import build_parser, main
 
     args = build_parser().parse_args(["serve", "--port", "3100", "--alias", "challenger"])
     assert (args.port, args.alias, args.bundle) == (3100, "challenger", None)

@@ -10,10 +10,10 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from training.cli import main as signals
-from training.errors import UserFacingError
-from training.schema import CANONICAL_SCHEMA, EVENT_TYPES
-from training.simulator import SimulatorConfig, load_simulator_config, simulate
+from cli.main import main as signals
+from events.errors import UserFacingError
+from events.schema import CANONICAL_SCHEMA, EVENT_TYPES
+from events.simulator import SimulatorConfig, load_simulator_config, simulate
 
 SMALL = ["days=30", "catalogue.n_products=3000", "catalogue.n_categories=60", "catalogue.n_brands=150"]
 EVENTS = 60_000

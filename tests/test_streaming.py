@@ -12,27 +12,27 @@ import torch
 
 from models.network import SessionSignalsModel
 from training.baselines.next_item import next_query_rows
-from training.config import TrainConfig
-from training.config_io import load_config
-from training.evaluation import binary_metrics, next_metrics
+from training.config import TrainRunConfig
+from events.config_io import load_config
+from training.metrics import binary_metrics, next_metrics
 from training.labels import TEST, TRAIN, VAL
-from training.predict import predict
-from training.schema import CANONICAL_SCHEMA
+from training.window_predictions import predict
+from events.schema import CANONICAL_SCHEMA
 from training.streaming import dataset as streaming_dataset
 from training.streaming.dataset import StreamingWindows, count_windows
-from training.streaming.encoder_fit import quantiles_from_counts
-from training.streaming.evaluate import evaluate_streaming
-from training.streaming.partitions import Manifest, partition_of, partition_path, MANIFEST
-from training.streaming.prepare import popularity_log_prob_from_counts, prepare_streaming
-from training.fitting import popularity_log_prob, prepare
+from models.encoder_counts import quantiles_from_counts
+from training.streaming.streamed_test import evaluate_streaming
+from events.partitions import Manifest, partition_of, partition_path, MANIFEST
+from training.in_memory import prepare_in_memory
+from training.streaming.prepare import prepare_streaming
 from training.windows import split_batch
 from tests.factories import random_events, tiny_run_overrides
 
 K = 5
 
 
-def config(data_dir, tmp_path, *extra: str) -> TrainConfig:
-    return load_config(TrainConfig, None, [
+def config(data_dir, tmp_path, *extra: str) -> TrainRunConfig:
+    return load_config(TrainRunConfig, None, [
         *tiny_run_overrides(data_dir), "model.max_len=8", f"data.partitions={K}",
         f"data.partition_dir={tmp_path}/parts", f"output_dir={tmp_path}/runs", *extra])
 
@@ -50,7 +50,7 @@ def both(tmp_path_factory):
         for start in range(0, table.num_rows, 1000):
             w.write_table(table.slice(start, 1000))
     cfg = config(data, tmp)
-    return cfg, prepare(cfg), prepare_streaming(cfg), tmp
+    return cfg, prepare_in_memory(cfg), prepare_streaming(cfg), tmp
 
 
 def streamed(ds) -> list[dict[str, torch.Tensor]]:
@@ -69,9 +69,12 @@ def test_encoder_from_streamed_counts_equals_fit_on_the_training_window(both) ->
     _, mem, st, _ = both
     assert st.dates == mem.dates
     assert st.encoder.to_dict() == mem.encoder.to_dict()  # vocabularies, price edges bit for bit, roll-ups
-    assert st.counts.n_events == len(mem.train_window)
-    np.testing.assert_array_equal(popularity_log_prob_from_counts(st.encoder, st.counts),
-                                  popularity_log_prob(mem.encoder, mem.train_window))
+    assert st.counts.n_events == mem.counts.n_events
+    for field in ("products", "categories", "brands"):  # pyarrow's streamed counts = pandas' counts in memory
+        vocab = getattr(st.encoder, field)
+        assert st.counts.id_counts(vocab, field).tolist() == mem.counts.id_counts(vocab, field).tolist()
+    np.testing.assert_array_equal(st.log_popularity(), mem.log_popularity())
+    assert st.priors() == mem.priors()
 
 
 @pytest.mark.parametrize("split", [TRAIN, VAL, TEST])
@@ -177,7 +180,7 @@ def test_streamed_evaluation_equals_in_memory_evaluation(both) -> None:
 
 
 def test_too_few_partitions_for_the_readers_is_a_clear_error(both) -> None:
-    from training.errors import UserFacingError
+    from events.errors import UserFacingError
     from training.streaming.prepare import n_partitions
 
     cfg, _, _, _ = both
@@ -195,18 +198,33 @@ def test_train_streaming_end_to_end(both) -> None:
     import mlflow
     from mlflow import MlflowClient
 
-    from training.streaming.run import train_streaming
+    from training.train import train
 
     cfg, _, _, tmp = both
     cfg = copy.deepcopy(cfg)
     cfg.train.max_epochs, cfg.train.progress_bar, cfg.train.batch_size = 2, False, 32
     cfg.train.num_workers = 2  # partitions split across two persistent worker processes
     cfg.tracking.uri = f"sqlite:///{tmp}/mlflow.db"
-    result = train_streaming(cfg)
+    cfg.data.streaming = True
+    result = train(cfg)
     metrics = result["metrics"]["model"]
     for key in ("intent_pr_auc", "churn_pr_auc", "next_mrr_at_20", "next_recall_at_20"):
         assert key in metrics
     mlflow.set_tracking_uri(result["tracking_uri"])
     run = MlflowClient().get_run(result["model_run_id"])
     assert "test_next_mrr_at_20" in run.data.metrics and len(MlflowClient().get_metric_history(run.info.run_id, "val_loss")) == 2
-    assert result["partitions"] == K
+    parent = MlflowClient().get_run(result["parent_run_id"])
+    assert parent.data.tags["data_path"] == "streaming" and parent.data.params["lineage.partitions"] == str(K)
+
+
+@pytest.mark.e2e
+def test_signals_train_streams_the_embedded_default_data(tmp_path, monkeypatch) -> None:
+    """`signals train data.streaming=true` with no data.path: the simulated shop, streamed (it once crashed)."""
+    from cli.main import main
+
+    monkeypatch.chdir(tmp_path)  # data/generated and mlruns/ are relative to the working folder
+    code = main(["train", "data.streaming=true", "data.simulate_events=8000", "model.d_model=16", "train.max_epochs=1",
+                 "train.progress_bar=false", "tracking.register=false", f"--tracking-uri=sqlite:///{tmp_path}/m.db"])
+    assert code == 0
+    assert (tmp_path / "data/generated/sim-8000-seed7-h7/events.parquet").is_file()
+    assert any((tmp_path / "data/generated/partitions").iterdir())

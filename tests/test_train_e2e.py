@@ -5,17 +5,17 @@ import mlflow
 import pytest
 from mlflow import MlflowClient
 
-from training.config import TrainConfig
-from training.config_io import load_config
-from training.errors import UserFacingError
+from training.config import TrainRunConfig
+from events.config_io import load_config
+from events.errors import UserFacingError
 from training.train import train
 from tests.factories import random_events, tiny_run_overrides, write_events
 
 pytestmark = pytest.mark.e2e
 
 
-def tiny_config(data_dir, tmp_path, *extra: str) -> TrainConfig:
-    return load_config(TrainConfig, None, [
+def tiny_config(data_dir, tmp_path, *extra: str) -> TrainRunConfig:
+    return load_config(TrainRunConfig, None, [
         *tiny_run_overrides(data_dir), "train.max_epochs=1", "train.progress_bar=false",
         f"tracking.uri=sqlite:///{tmp_path}/mlflow.db", f"output_dir={tmp_path}/runs", *extra])
 
@@ -74,11 +74,35 @@ def test_registered_version_has_challenger_and_first_becomes_champion(trained) -
 
 def test_unknown_config_key_is_an_error(tmp_path) -> None:
     with pytest.raises(UserFacingError, match="train.max_epoch"):
-        load_config(TrainConfig, None, ["train.max_epoch=3"])
+        load_config(TrainRunConfig, None, ["train.max_epoch=3"])
 
 
 def test_default_config_file_is_what_runs_without_a_config() -> None:
     from pathlib import Path
 
     default = Path(__file__).resolve().parents[1] / "configs" / "default.yaml"
-    assert load_config(TrainConfig, default) == load_config(TrainConfig)
+    assert load_config(TrainRunConfig, default) == load_config(TrainRunConfig)
+
+
+def test_experiment_opens_on_the_runs_table(trained) -> None:
+    """Tagged as model training, so the MLflow UI shows the runs table, not the GenAI overview."""
+    result, _, _ = trained
+    mlflow.set_tracking_uri(result["tracking_uri"])
+    experiment = MlflowClient().get_experiment_by_name("session-signals")
+    assert experiment.tags.get("mlflow.experimentKind") == "custom_model_development"
+
+
+def test_log_has_one_line_per_epoch_naming_the_restored_one(tmp_path, caplog) -> None:
+    """Redirected to a file, the log says what each epoch did and which epoch was kept."""
+    import logging
+
+    data = tmp_path / "data"
+    data.mkdir()
+    write_events(random_events(n_users=40, days=30, seed=2), data)
+    cfg = tiny_config(data, tmp_path, "train.max_epochs=2", "baselines.enabled=false", "tracking.register=false")
+    with caplog.at_level(logging.INFO):
+        train(cfg)
+    epochs = [r.getMessage() for r in caplog.records if r.name == "training.epoch_log"]
+    assert len(epochs) == 2 and epochs[0].startswith("epoch 1/2") and "val_loss" in epochs[0]
+    restored = [r.getMessage() for r in caplog.records if r.getMessage().startswith("restored epoch")]
+    assert len(restored) == 1 and "the best of the 2 run" in restored[0]

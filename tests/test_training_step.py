@@ -8,33 +8,34 @@ import torch
 from torch.utils.data import DataLoader
 
 from tests.factories import random_events, write_events
-from training.config import TrainConfig
-from training.config_io import load_config, to_dict
-from training.fitting import Prepared, fit, popularity_log_prob, prepare
+from training.config import TrainRunConfig
+from events.config_io import load_config, to_dict
+from training.lightning_fit import fit
+from training.training_data import TrainingData, prepare
 from training.labels import TRAIN
 from training.module import SignalsModule
 from training.windows import collate
 
 
 @pytest.fixture(scope="module")
-def prepared(tmp_path_factory) -> tuple[TrainConfig, Prepared]:
+def prepared(tmp_path_factory) -> tuple[TrainRunConfig, TrainingData]:
     folder = write_events(random_events(n_users=40, days=30, n_products=60, seed=3), tmp_path_factory.mktemp("events"))
-    cfg = load_config(TrainConfig, None, [f"data.path={folder}", "model.d_model=16", "model.dropout=0.0",
+    cfg = load_config(TrainRunConfig, None, [f"data.path={folder}", "model.d_model=16", "model.dropout=0.0",
                                           "train.max_epochs=1", "train.batch_size=16", "train.n_negatives=32",
                                           "train.progress_bar=false", "tracking.register=false"])
     return cfg, prepare(cfg)
 
 
-def make_module(cfg: TrainConfig, p: Prepared, encoder: str, loss: str) -> SignalsModule:
+def make_module(cfg: TrainRunConfig, p: TrainingData, encoder: str, loss: str) -> SignalsModule:
     torch.manual_seed(0)
     model_cfg = replace(p.model_cfg, encoder=encoder, n_layers=2 if encoder == "transformer" else 1, n_heads=2)
-    log_q = torch.from_numpy(popularity_log_prob(p.encoder, p.train_window))
+    log_q = torch.from_numpy(p.log_popularity())
     module = SignalsModule(model_cfg.to_dict(), to_dict(replace(cfg.train, next_loss=loss)), log_q)
     module.model.set_catalogue(torch.from_numpy(p.encoder.product_category), torch.from_numpy(p.encoder.product_brand))
     return module.train()
 
 
-def first_batch(p: Prepared) -> dict[str, torch.Tensor]:
+def first_batch(p: TrainingData) -> dict[str, torch.Tensor]:
     return next(iter(DataLoader(p.datasets[TRAIN], batch_size=16, collate_fn=collate)))
 
 
@@ -81,7 +82,7 @@ def test_compiled_step_trains_through_lightning(prepared, tmp_path) -> None:
     from torch._dynamo.utils import counters
 
     cfg = replace(cfg, train=replace(cfg.train, compile=True, next_loss="sampled"))
-    log_q = torch.from_numpy(popularity_log_prob(p.encoder, p.train_window))
+    log_q = torch.from_numpy(p.log_popularity())
     torch._dynamo.reset()
     counters.clear()
     module, best = fit(cfg, p, log_q, logger=False, ckpt_dir=tmp_path / "checkpoints", callbacks=None)

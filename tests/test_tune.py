@@ -1,4 +1,4 @@
-"""`signals tune`: the typed TuneConfig, a pruned study mirrored one for one in MLflow, two workers on one
+"""`signals tune`: the typed TuneRunConfig, a pruned study mirrored one for one in MLflow, two workers on one
 PostgreSQL study, and a killed worker whose study resumes."""
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from tests.factories import random_events, tiny_run_overrides, write_events
-from training.config_io import load_config
-from training.errors import UserFacingError
-from training.tuning.config import TuneConfig, default_study_name
+from events.config_io import load_config
+from events.errors import UserFacingError
+from training.tuning.config import TuneRunConfig, default_study_name
 from training.tuning.storage import with_available_driver
 
 REPO_ROOT = Path(__file__).parents[1]
@@ -41,7 +41,7 @@ def worker_env() -> dict[str, str]:
 
 
 def signals_tune(*args: str) -> list[str]:
-    return [sys.executable, "-m", "training.cli", "tune", *args]
+    return [sys.executable, "-m", "cli.main", "tune", *args]
 
 
 def ran_trials(output: str) -> list[int]:
@@ -65,7 +65,7 @@ def mlflow_trial_runs(tracking_uri: str, study_name: str) -> dict[int, object]:
 # ---------------------------------------------------------------- config (fast)
 
 def test_default_config_file_is_what_no_config_means() -> None:
-    assert load_config(TuneConfig, REPO_ROOT / "configs" / "tune-default.yaml") == load_config(TuneConfig)
+    assert load_config(TuneRunConfig, REPO_ROOT / "configs" / "tune-default.yaml") == load_config(TuneRunConfig)
 
 
 @pytest.mark.parametrize("override, message", [
@@ -81,24 +81,24 @@ def test_default_config_file_is_what_no_config_means() -> None:
 ])
 def test_bad_tune_configs_fail_before_any_work(override: str, message: str) -> None:
     with pytest.raises(UserFacingError, match=re.escape(message)):
-        load_config(TuneConfig, None, [override])
+        load_config(TuneRunConfig, None, [override])
 
 
 def test_direction_must_agree_with_early_stopping() -> None:
-    cfg = load_config(TuneConfig, None, ["tune.metric=val_loss", "tune.direction=maximize"])
+    cfg = load_config(TuneRunConfig, None, ["tune.metric=val_loss", "tune.direction=maximize"])
     with pytest.raises(UserFacingError, match="must minimize"):
         cfg.check()
-    assert load_config(TuneConfig, None, ["tune.metric=val_loss"]).tune.directions() == ["minimize"]
-    multi = load_config(TuneConfig, None, ["tune.metric=[val_intent_pr_auc, val_next_mrr_at_20]"])
+    assert load_config(TuneRunConfig, None, ["tune.metric=val_loss"]).tune.directions() == ["minimize"]
+    multi = load_config(TuneRunConfig, None, ["tune.metric=[val_intent_pr_auc, val_next_mrr_at_20]"])
     assert multi.tune.directions() == ["maximize", "maximize"] and multi.base().train.monitor == "val_score"
 
 
 def test_study_name_follows_what_defines_the_study() -> None:
-    a = default_study_name(load_config(TuneConfig))
-    assert a == default_study_name(load_config(TuneConfig, None, ["tune.trials=99", "tracking.uri=sqlite:///x.db"]))
-    assert a != default_study_name(load_config(TuneConfig, None, ["train.max_epochs=3"]))
-    assert a != default_study_name(load_config(TuneConfig, None, ["tune.search_space={train.lr: {type: float, low: 0.001, high: 0.01}}"]))
-    assert a.startswith(f"sim-{load_config(TuneConfig).data.simulate_events}-seed7-")
+    a = default_study_name(load_config(TuneRunConfig))
+    assert a == default_study_name(load_config(TuneRunConfig, None, ["tune.trials=99", "tracking.uri=sqlite:///x.db"]))
+    assert a != default_study_name(load_config(TuneRunConfig, None, ["train.max_epochs=3"]))
+    assert a != default_study_name(load_config(TuneRunConfig, None, ["tune.search_space={train.lr: {type: float, low: 0.001, high: 0.01}}"]))
+    assert a.startswith(f"sim-{load_config(TuneRunConfig).data.simulate_events}-seed7-")
 
 
 # ---------------------------------------------------------------- a study in process
@@ -112,7 +112,7 @@ def test_pruned_study_matches_mlflow_one_for_one_and_registers_the_best(tmp_path
 
     monkeypatch.chdir(tmp_path)
     # Trial 0 is a trained config, trial 1 never learns (lr 0): the median pruner stops it at epoch 0.
-    cfg = load_config(TuneConfig, None, tiny_overrides(tmp_path) + [
+    cfg = load_config(TuneRunConfig, None, tiny_overrides(tmp_path) + [
         "tune.trials=3", f"tune.storage=sqlite:///{tmp_path}/optuna.db",
         "tune.search_space={train.lr: {type: float, low: 0.0, high: 0.05}, model.dropout: {type: float, low: 0.0, high: 0.3}}",
         "tune.enqueue=[{train.lr: 0.02, model.dropout: 0.0}, {train.lr: 0.0, model.dropout: 0.0}]",

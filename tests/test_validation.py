@@ -9,11 +9,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from training.commands import load as load_command
-from training.errors import UserFacingError
-from training.loaders import FORMAT_NAMES, load_events, read_events, sessionize
-from training.loaders.report import REPORT_FILE
-from training.schema import CANONICAL_SCHEMA, EVENTS_FILE, REJECTED_FILE
+from cli.commands import load as load_command
+from events.errors import UserFacingError
+from events.loaders import FORMAT_NAMES, load_events, read_events, sessionize
+from events.loaders.report import REPORT_FILE
+from events.schema import CANONICAL_SCHEMA, EVENTS_FILE, REJECTED_FILE
 
 SHOP_HEADER = "uid,sid,when,action,sku,cat,brand,amount"
 SHOP_ROWS = [  # (row, the reason it must be rejected with, or None)
@@ -324,3 +324,23 @@ def test_cli_prints_the_summary(shop: tuple[Path, Path], tmp_path: Path, capsys)
 def test_the_help_lists_every_format() -> None:
     listed = load_command.__doc__.split("formats:")[1].split("examples:")[0]
     assert set(FORMAT_NAMES) <= set(listed.replace(",", " ").split())
+
+
+def test_a_dataset_name_follows_its_data_unless_given() -> None:
+    """`--config configs/taobao.yaml data.path=OTHER` must not name OTHER's runs and lineage "taobao-even-users"."""
+    from pathlib import Path
+
+    from cli.commands.run_options import run_overrides
+    from cli.main import build_parser
+    from events.config_io import load_config
+    from training.config import TrainRunConfig
+
+    taobao = str(Path(__file__).resolve().parents[1] / "configs" / "taobao.yaml")
+
+    def name_of(*argv: str) -> str:
+        args = build_parser().parse_args(["train", "--config", taobao, *argv])
+        return load_config(TrainRunConfig, args.config, run_overrides(args)).data.name
+
+    assert name_of() == "taobao-even-users"
+    assert name_of("data.path=data/loaded/other") == ""  # then the folder's name: "other"
+    assert name_of("data.path=data/loaded/other", "data.name=mine") == "mine"

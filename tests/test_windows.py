@@ -7,9 +7,9 @@ import torch
 
 from models.encoding import FEATURES
 from tests.factories import random_events, write_events
-from training.config import TrainConfig
-from training.config_io import load_config
-from training.fitting import prepare
+from training.config import TrainRunConfig
+from events.config_io import load_config
+from training.training_data import prepare
 from training.labels import TEST, TRAIN, VAL
 from training.windows import IGNORE, collate, concat_batches
 
@@ -17,7 +17,7 @@ from training.windows import IGNORE, collate, concat_batches
 @pytest.fixture(scope="module")
 def datasets(tmp_path_factory):
     folder = write_events(random_events(n_users=80, days=40, n_products=60, seed=5), tmp_path_factory.mktemp("events"))
-    cfg = load_config(TrainConfig, None, [f"data.path={folder}", "model.max_len=12", "split.val_days=10",
+    cfg = load_config(TrainRunConfig, None, [f"data.path={folder}", "model.max_len=12", "split.val_days=10",
                                           "split.test_days=10", "labels.churn_lookback_days=10"])
     return prepare(cfg).datasets
 

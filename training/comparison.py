@@ -15,12 +15,12 @@ from mlflow import MlflowClient
 
 from models.encoding import EventEncoder
 from training import plots
-from training.config import TrainConfig
-from training.dataset_source import DatasetSource
-from training.eval_points import EvalPoints
-from training.evaluation import PRIMARY_METRICS, binary_metrics, next_metrics
+from training.config import TrainRunConfig
+from events.source import DatasetSource
+from training.scored_points import ScoredPoints
+from training.metrics import PRIMARY_METRICS, binary_metrics, next_metrics
 from training.labels import TRAIN, Labels
-from training.predict import Predictions
+from training.window_predictions import Predictions
 
 log = logging.getLogger(__name__)
 TABLE_COLUMNS = ("intent_roc_auc", "intent_pr_auc", "intent_brier", "churn_roc_auc", "churn_pr_auc",
@@ -28,9 +28,9 @@ TABLE_COLUMNS = ("intent_roc_auc", "intent_pr_auc", "intent_brier", "churn_roc_a
 
 
 class Comparison:
-    def __init__(self, labels: Labels, encoder: EventEncoder, cfg: TrainConfig, source: DatasetSource):
+    def __init__(self, labels: Labels, encoder: EventEncoder, cfg: TrainRunConfig, source: DatasetSource):
         self.labels, self.encoder, self.cfg, self.source = labels, encoder, cfg, source
-        self.points = EvalPoints.of(labels, encoder)
+        self.points = ScoredPoints.of(labels, encoder)
         self.metrics: dict[str, dict[str, float]] = {}
         self.intent_scored: plots.Scored = {}
         self.churn_scored: plots.Scored = {}
@@ -112,7 +112,7 @@ class Comparison:
             for k, v in ratios.items():
                 client.log_metric(self.model_run_id, f"test_{k}", v)
 
-    def log_to_parent(self, parent_run_id: str) -> None:
+    def log_to_parent(self) -> None:
         mlflow.log_metrics({f"test_{k}": v for k, v in self.metrics["model"].items()})
         mlflow.log_text(self.table(), "comparison.md")
         mlflow.log_text(json.dumps(self.metrics, indent=2), "comparison.json")
@@ -130,13 +130,17 @@ class Comparison:
             mlflow.log_figure(plots.learning_curves(history), "plots/learning_curves.png")
 
     def table(self) -> str:
-        """Markdown table: one row per method, the shared metric names as columns."""
-        cols = [c for c in TABLE_COLUMNS if any(c in m for m in self.metrics.values())]
-        lines = ["| method | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
-        for method, m in self.metrics.items():
-            cells = [f"{m[c]:.4f}" if c in m else "" for c in cols]
-            lines.append(f"| {method} | " + " | ".join(cells) + " |")
-        primary = ", ".join(PRIMARY_METRICS)
-        lines.append(f"\nprimary metrics: {primary}; next-product test points dropped as unseen in training: "
-                     f"{self.points.next_dropped_unseen}")
-        return "\n".join(lines)
+        return format_table(self.metrics, self.points.next_dropped_unseen)
+
+
+def format_table(metrics: dict[str, dict[str, float]], next_dropped_unseen: int) -> str:
+    """Markdown table: one row per method, the shared metric names as columns."""
+    cols = [c for c in TABLE_COLUMNS if any(c in m for m in metrics.values())]
+    lines = ["| method | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
+    for method, m in metrics.items():
+        cells = [f"{m[c]:.4f}" if c in m else "" for c in cols]
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    primary = ", ".join(PRIMARY_METRICS)
+    lines.append(f"\nprimary metrics: {primary}; next-product test points dropped as unseen in training: "
+                 f"{next_dropped_unseen}")
+    return "\n".join(lines)

@@ -4,6 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from models.network import ArchitectureConfig
+
 
 @dataclass
 class DataConfig:
@@ -36,18 +38,7 @@ class LabelConfig:
 
 
 @dataclass
-class ModelSection:
-    encoder: Literal["gru", "transformer"] = "gru"
-    d_model: int = 64
-    n_layers: int = 1
-    n_heads: int = 4
-    dropout: float = 0.1
-    max_len: int = 50
-    history: int = 8  # recent products whose next-product score gets a learned recency bonus
-
-
-@dataclass
-class TrainSection:
+class TrainConfig:
     max_epochs: int = 8
     batch_size: int = 128
     lr: float = 3e-3
@@ -95,12 +86,12 @@ class TrackingConfig:
 
 
 @dataclass
-class TrainConfig:
+class TrainRunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
     labels: LabelConfig = field(default_factory=LabelConfig)
-    model: ModelSection = field(default_factory=ModelSection)
-    train: TrainSection = field(default_factory=TrainSection)
+    model: ArchitectureConfig = field(default_factory=ArchitectureConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
     baselines: BaselineConfig = field(default_factory=BaselineConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     output_dir: str = "data/generated/runs"

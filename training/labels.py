@@ -1,4 +1,4 @@
-"""Temporal split and the three task labels, exactly as ../shared/DESIGN.md defines them.
+"""Temporal split and the three task labels, exactly as docs/DESIGN.md defines them.
 
 Leakage rules enforced here:
 - a label belongs to one split, and only if everything it reads lies inside that split's window;
@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from training.config import LabelConfig, SplitConfig
-from training.errors import UserFacingError
+from events.errors import UserFacingError
 
 TRAIN, VAL, TEST, NO_SPLIT = 0, 1, 2, -1
 SPLIT_NAMES = {TRAIN: "train", VAL: "val", TEST: "test"}

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 import torch
 
 from models.network import ModelConfig
-from training.config import TrainSection
-from training.errors import UserFacingError
+from training.config import TrainConfig
+from events.errors import UserFacingError
 
 log = logging.getLogger(__name__)
 GIB = 1 << 30
@@ -68,7 +68,7 @@ def count_parameters(cfg: ModelConfig) -> int:
     return emb + enc + heads + cfg.history  # + the recency bonus per history step
 
 
-def estimate(cfg: ModelConfig, tc: TrainSection, available: int | None, device: str) -> MemoryEstimate:
+def estimate(cfg: ModelConfig, tc: TrainConfig, available: int | None, device: str) -> MemoryEstimate:
     B, L, D = tc.batch_size, cfg.max_len, cfg.d_model
     act_bytes = 2 if "bf16" in tc.precision or "16" in tc.precision else 4
     params = count_parameters(cfg)
@@ -110,7 +110,7 @@ def available_memory(accelerator: str) -> tuple[int | None, str]:
             return None, "cpu"
 
 
-def check_memory(cfg: ModelConfig, tc: TrainSection, available: int | None = None,
+def check_memory(cfg: ModelConfig, tc: TrainConfig, available: int | None = None,
                  device: str | None = None) -> MemoryEstimate:
     """Raise UserFacingError naming the setting to change when the estimate exceeds available memory."""
     if available is None and device is None:

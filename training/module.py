@@ -11,10 +11,10 @@ from torchmetrics.classification import BinaryAveragePrecision
 
 from models.losses import full_softmax_loss, proposal, sample_negatives, sampled_softmax_loss
 from models.network import ModelConfig, SessionSignalsModel, feature_batch, recent_products
+from models.ranking import TOP_K
 from models.vocab import N_RESERVED
-from training.config import TrainSection
+from training.config import TrainConfig
 
-RANK_K = 20
 
 
 class SignalsModule(L.LightningModule):
@@ -24,7 +24,7 @@ class SignalsModule(L.LightningModule):
         super().__init__()
         self.save_hyperparameters(ignore=["log_popularity"])
         self.model = SessionSignalsModel(ModelConfig(**model_cfg))
-        self.tc = TrainSection(**train_cfg)
+        self.tc = TrainConfig(**train_cfg)
         if log_popularity is None:  # uniform over the real products
             log_popularity = torch.zeros(self.model.cfg.n_products).index_fill_(0, torch.arange(N_RESERVED), -1e9)
         self.register_buffer("log_q", proposal(log_popularity, self.tc.negative_power), persistent=False)
@@ -151,7 +151,7 @@ class SignalsModule(L.LightningModule):
             self.val_churn_ap.update(out["churn_prob"], out["churn_target"])
             self._seen["churn"] += 1
         if "next_rank" in out:
-            rr = torch.where(out["next_rank"] <= RANK_K, 1.0 / out["next_rank"].float(), 0.0)
+            rr = torch.where(out["next_rank"] <= TOP_K, 1.0 / out["next_rank"].float(), 0.0)
             self.val_next_mrr.update(rr)
             self._seen["next"] += 1
 

@@ -11,7 +11,7 @@ import logging
 import numpy as np
 import pandas as pd
 
-from training.dataset_source import DatasetSource
+from events.source import DatasetSource
 from training.labels import TEST, Labels
 
 log = logging.getLogger(__name__)

@@ -15,25 +15,21 @@ import tempfile
 from pathlib import Path
 
 import mlflow
+import pandas as pd
 from mlflow import MlflowClient
 
+from events.source import DatasetSource
 from models.bundle import save_bundle
+from registry import BUNDLE_ARTIFACT, CHALLENGER, CHAMPION, resolve_uri
 from training.config import TrackingConfig
-from training.evaluation import PRIMARY_METRICS
+from training.labels import SplitDates
+from training.metrics import PRIMARY_METRICS
 
 log = logging.getLogger(__name__)
 
-DEFAULT_URI = "sqlite:///mlruns/mlflow.db"
-CHAMPION, CHALLENGER = "champion", "challenger"
-BUNDLE_ARTIFACT = "bundle"
 MAX_RELATIVE_DROP = 0.01
-
-
-def resolve_uri(uri: str = "") -> str:
-    uri = uri or os.environ.get("MLFLOW_TRACKING_URI", "") or DEFAULT_URI
-    if uri.startswith("sqlite:///"):
-        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    return uri
+# The MLflow UI opens a "custom model development" experiment on its runs table (not the GenAI overview).
+EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND = "mlflow.experimentKind", "custom_model_development"
 
 
 def setup(cfg: TrackingConfig) -> str:
@@ -46,9 +42,22 @@ def setup(cfg: TrackingConfig) -> str:
         if uri.startswith("sqlite:///"):
             root = Path(uri.removeprefix("sqlite:///")).resolve().parent
             artifact_location = (root / "artifacts" / cfg.experiment).as_uri()
-        mlflow.create_experiment(cfg.experiment, artifact_location=artifact_location)
-    mlflow.set_experiment(cfg.experiment)
+        mlflow.create_experiment(cfg.experiment, artifact_location=artifact_location,
+                                 tags={EXPERIMENT_KIND_TAG: MODEL_TRAINING_KIND})
+    experiment = mlflow.set_experiment(cfg.experiment)
+    if EXPERIMENT_KIND_TAG not in experiment.tags:  # an experiment made before the tag existed
+        mlflow.set_experiment_tag(EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND)
     return uri
+
+
+def log_lineage(source: DatasetSource, dates: SplitDates, counts: dict[str, int]) -> None:
+    """Dataset, file hash, split dates and row counts, through mlflow.log_input and params."""
+    summary = pd.DataFrame([{**counts, **dates.to_dict(), "sha256": source.sha256}])
+    dataset = mlflow.data.from_pandas(summary, source=str(source.path.resolve()), name=source.name,
+                                      digest=source.sha256[:16])
+    mlflow.log_input(dataset, context="training")
+    mlflow.log_params({"lineage.path": str(source.path), "lineage.sha256": source.sha256,
+                       **{f"lineage.{k}": v for k, v in {**counts, **dates.to_dict()}.items()}})
 
 
 def log_bundle(model, encoder, meta: dict) -> None:
@@ -115,11 +124,3 @@ def compare(new: dict[str, float], old: dict[str, float], old_version: str) -> t
     if mean_change > 0 and changes[worst] >= -MAX_RELATIVE_DROP:
         return True, f"promoted over v{old_version}: {summary}"
     return False, f"not promoted over v{old_version}: {summary}"
-
-
-def download_bundle(model_name: str, alias: str, dst: str | Path | None = None) -> tuple[Path, dict]:
-    """Fetch the bundle of `model_name@alias`; returns its local folder and the version's identity."""
-    client = MlflowClient()
-    version = client.get_model_version_by_alias(model_name, alias)
-    path = mlflow.artifacts.download_artifacts(artifact_uri=version.source, dst_path=str(dst) if dst else None)
-    return Path(path), {"model_name": model_name, "model_version": str(version.version), "run_id": version.run_id}

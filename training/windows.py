@@ -91,10 +91,10 @@ def cut_windows(users: np.ndarray, window: int) -> np.ndarray:
 class WindowDataset(Dataset):
     """Windows of one split; windows with no label of this split are skipped."""
 
-    def __init__(self, arrays: SplitArrays, window: int, skip_unlabelled: bool = True):
+    def __init__(self, arrays: SplitArrays, window: int):
         self.a = arrays
         self.window = window
-        labelled = (arrays.intent >= 0) | (arrays.next_product >= 2)
+        labelled = (arrays.intent >= 0) | (arrays.next_product >= N_RESERVED)
         labelled_rows = np.zeros(len(labelled) + 1, dtype=np.int64)
         labelled_rows[1:] = np.cumsum(labelled)
         w = arrays.windows
@@ -102,9 +102,8 @@ class WindowDataset(Dataset):
         churn_lo = np.searchsorted(arrays.churn_row, w[:, 2])
         churn_hi = np.searchsorted(arrays.churn_row, w[:, 1])
         has_label |= churn_hi > churn_lo
-        keep = has_label if skip_unlabelled else np.ones(len(w), dtype=bool)
-        self.windows = w[keep]
-        self.churn_span = np.stack([churn_lo, churn_hi], axis=1)[keep]
+        self.windows = w[has_label]
+        self.churn_span = np.stack([churn_lo, churn_hi], axis=1)[has_label]
 
     def __len__(self) -> int:
         return len(self.windows)

@@ -1,4 +1,4 @@
-"""Baselines reported beside the model on exactly the same prediction points (see ../shared/DESIGN.md).
+"""Baselines reported beside the model on exactly the same prediction points (docs/DESIGN.md).
 
 - intent: LightGBM on hand-made session features (`fit_predict_intent`);
 - churn: logistic regression on RFM features (`fit_predict_churn`);

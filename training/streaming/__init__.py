@@ -1,9 +1,9 @@
-"""Out-of-core data path: events repartitioned by user hash into Parquet files, streamed per partition.
+"""The out-of-core implementation of `training.training_data.TrainingData` (`data.streaming=true`).
 
-- `partitions`: repartition canonical events by a stable hash of user_id (pyarrow, batch by batch);
-- `encoder_fit`: the EventEncoder and popularity counts from one streamed pass over the training window;
+Events are repartitioned by user hash (`events.partitions`) and streamed one partition at a time:
+- `prepare`: `StreamingData` and `prepare_streaming(cfg)`;
+- `encoder_counts`: `EncoderCounts` from one streamed pass over the training window;
 - `dataset`: `StreamingWindows`, an IterableDataset sharded over DDP ranks x DataLoader workers;
-- `evaluate`: test predictions and metrics per partition;
-- `prepare` / `run`: the `data.streaming=true` branch of `training.fitting.prepare` and `train_streaming`.
+- `streamed_test`: test predictions and metrics per partition.
 Heavy imports stay inside the submodules; import them directly.
 """

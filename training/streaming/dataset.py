@@ -60,11 +60,11 @@ def read_partition(path: Path) -> pd.DataFrame:
     return pd.read_parquet(path)
 
 
-def partition_split(ctx: StreamContext, k: int, split: int, skip_unlabelled: bool = True) -> PartitionSplit:
+def partition_split(ctx: StreamContext, k: int, split: int) -> PartitionSplit:
     labels = make_labels(read_partition(ctx.files[k]), ctx.dates, ctx.label_cfg)
     encoded = ctx.encoder.encode(labels.events)
     arrays = build_split(labels, encoded, split, ctx.window)
-    return PartitionSplit(labels, encoded, WindowDataset(arrays, ctx.window, skip_unlabelled))
+    return PartitionSplit(labels, encoded, WindowDataset(arrays, ctx.window))
 
 
 def distributed_rank() -> tuple[int, int]:

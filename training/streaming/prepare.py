@@ -1,4 +1,4 @@
-"""`prepare_streaming(cfg)`: the out-of-core counterpart of `training.fitting.prepare`.
+"""`StreamingData`: the out-of-core implementation of `training.training_data.TrainingData`.
 
 1. repartition the events by user hash into K Parquet files (reused when unchanged);
 2. split dates from the per-partition ts min/max recorded while repartitioning (no extra pass);
@@ -14,65 +14,69 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
+import mlflow
 import pandas as pd
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
 
+from events.errors import UserFacingError
+from events.partitions import Manifest, SourceFile, auto_partitions, count_rows, partition_path, repartition
+from events.source import GENERATED, DatasetSource, dataset_files
 from models.encoding import EventEncoder
-from training.config import TrainConfig
-from training.dataset_source import GENERATED, DatasetSource, file_sha256, simulated_dataset
-from training.errors import UserFacingError
-from training.labels import TEST, TRAIN, VAL, SplitDates, split_dates
-from training.schema import EVENTS_FILE
+from models.network import SessionSignalsModel
+from training.comparison import format_table
+from training.config import TrainRunConfig
+from training.labels import TEST, TRAIN, VAL, split_dates
 from training.streaming.dataset import StreamContext, StreamingWindows, count_windows
-from training.streaming.encoder_fit import StreamedCounts, stream_counts
-from training.streaming.partitions import (
-    Manifest, SourceFile, auto_partitions, count_rows, partition_path, repartition,
-)
+from training.streaming.encoder_counts import stream_counts
+from training.streaming.streamed_test import StreamedTest, evaluate_streaming
+from training.training_data import TrainingData, model_config
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
-class StreamingData:
-    source: DatasetSource  # events is an empty frame: the data never sits in memory
-    manifest: Manifest
-    folder: Path
-    dates: SplitDates
-    counts: StreamedCounts
-    encoder: EventEncoder
-    ctx: StreamContext
-    datasets: dict[int, StreamingWindows]
+class StreamingData(TrainingData):
+    manifest: Manifest | None = None
+    folder: Path | None = None  # the partition files
+    ctx: StreamContext | None = None
+    test: StreamedTest | None = None  # filled by `evaluate`
 
-    def log_popularity(self) -> np.ndarray:
-        """(P,) log share of each product in the training window (`training.fitting.popularity_log_prob`)."""
-        return popularity_log_prob_from_counts(self.encoder, self.counts)
+    def lineage_counts(self) -> dict[str, int]:
+        return {"events": self.manifest.n_rows, "partitions": self.manifest.n_partitions}
+
+    def evaluate(self, model: SessionSignalsModel) -> dict[str, float]:
+        self.test = evaluate_streaming(model, self.ctx)
+        return self.test.metrics()
+
+    def base_rates(self) -> dict[str, float]:
+        assert self.test is not None, "base rates of a streamed run are counted by its test pass (evaluate)"
+        return self.test.base_rates()
+
+    def compare(self) -> dict[str, dict[str, float]]:
+        log.info("baselines and oracle skipped: they need the whole table in memory (data.streaming=true)")
+        return {}
+
+    def log_to_parent(self) -> str:
+        metrics = {"model": self.test.metrics()}
+        mlflow.log_metrics({f"test_{k}": v for k, v in metrics["model"].items()})
+        table = format_table(metrics, self.test.next_dropped_unseen)
+        mlflow.log_text(table, "comparison.md")
+        return table
 
 
-def events_file(path: Path) -> Path:
-    file = path / EVENTS_FILE if path.is_dir() else path
-    if not file.is_file():
-        raise UserFacingError(f"data.path: no {EVENTS_FILE} in {path} (make one with `signals load` or `signals simulate`)")
-    return file
-
-
-def partition_sources(cfg: TrainConfig) -> tuple[Path, list[SourceFile], str, pd.Timestamp | None]:
-    """(data folder, source files, sha256 for lineage, test start when a separate test file fixes it)."""
+def partition_sources(cfg: TrainRunConfig) -> tuple[str, Path, list[SourceFile], str, pd.Timestamp | None]:
+    """(name, data folder, source files, sha256 for lineage, test start when a separate test file fixes it)."""
     d = cfg.data
-    path = Path(d.path) if d.path else simulated_dataset(d.simulate_events, d.simulate_seed)
-    main = events_file(path)
-    sha = file_sha256(main)
-    if not d.test_path:
-        return path, [SourceFile.of(main)], sha, None
-    test = events_file(Path(d.test_path))
-    import pyarrow.compute as pc
-    import pyarrow.dataset as ds
+    name, folder, main, test, sha = dataset_files(d.path, d.test_path, d.name, d.simulate_events, d.simulate_seed,
+                                                  cfg.labels.churn_horizon_days)
+    if test is None:
+        return name, folder, [SourceFile.of(main)], sha, None
     test_start = pd.Timestamp(pc.min(ds.dataset(test, format="parquet").to_table(columns=["ts"]).column("ts")).as_py())
-    import hashlib
-    sha = hashlib.sha256((sha + file_sha256(test)).encode()).hexdigest()
-    return path, [SourceFile.of(main, test_start), SourceFile.of(test)], sha, test_start
+    return name, folder, [SourceFile.of(main, test_start), SourceFile.of(test)], sha, test_start
 
 
-def n_partitions(cfg: TrainConfig, n_rows: int) -> int:
+def n_partitions(cfg: TrainRunConfig, n_rows: int) -> int:
     d, t = cfg.data, cfg.train
     shards = t.devices * t.num_nodes * max(t.num_workers, 1)
     k = d.partitions if d.partitions > 0 else max(auto_partitions(n_rows, d.partition_events), shards)
@@ -83,9 +87,8 @@ def n_partitions(cfg: TrainConfig, n_rows: int) -> int:
     return k
 
 
-def prepare_streaming(cfg: TrainConfig) -> StreamingData:
-    path, sources, sha, test_start = partition_sources(cfg)
-    name = cfg.data.name or path.name
+def prepare_streaming(cfg: TrainRunConfig) -> StreamingData:
+    name, path, sources, sha, test_start = partition_sources(cfg)
     k = n_partitions(cfg, count_rows([Path(s.path) for s in sources]))
     folder = Path(cfg.data.partition_dir) if cfg.data.partition_dir else GENERATED / "partitions" / f"{name}-{sha[:12]}-k{k}"
     manifest = repartition(sources, folder, k)
@@ -93,7 +96,7 @@ def prepare_streaming(cfg: TrainConfig) -> StreamingData:
     dates = split_dates(pd.DataFrame({"ts": [start, end]}), cfg.split, test_start)
     files = [partition_path(folder, i) for i in range(k)]
     counts = stream_counts(files, dates.val_start)
-    encoder = counts.encoder(min_count=cfg.labels.min_count)
+    encoder = EventEncoder.from_counts(counts, min_count=cfg.labels.min_count)
     ctx = StreamContext(files, dates, cfg.labels, encoder, cfg.model.max_len)
     world = cfg.train.devices * cfg.train.num_nodes
     per_partition = count_windows(ctx, TRAIN) if world > 1 else None
@@ -106,20 +109,5 @@ def prepare_streaming(cfg: TrainConfig) -> StreamingData:
     source = DatasetSource(name, path, pd.DataFrame(), sha, test_start)
     log.info("streaming %d events in %d partitions (%s); split %s; catalogue %d products", manifest.n_rows, k,
              folder, dates.to_dict(), len(encoder.products))
-    return StreamingData(source, manifest, folder, dates, counts, encoder, ctx, datasets)
-
-
-def popularity_log_prob_from_counts(encoder: EventEncoder, counts: StreamedCounts) -> np.ndarray:
-    """`training.fitting.popularity_log_prob` from streamed counts (same smoothing, same reserved ids)."""
-    c = StreamedCounts.id_counts(encoder.products, counts.products).astype(np.float64) + 1e-3
-    c[:2] = 0.0
-    with np.errstate(divide="ignore"):
-        log_p = np.log(c / c.sum())
-    return np.where(np.isfinite(log_p), log_p, -1e9)
-
-
-def prior_from_counts(vocab, token_counts: pd.Series) -> list[float]:
-    """`bundle_meta`'s category/brand prior: share per id among training events, PAD/UNK zeroed."""
-    c = StreamedCounts.id_counts(vocab, token_counts).astype(np.float64)
-    c[:2] = 0.0
-    return (c / max(c.sum(), 1.0)).tolist()
+    return StreamingData(source, dates, counts, encoder, datasets, model_config(cfg, encoder), kind="streaming",
+                         manifest=manifest, folder=folder, ctx=ctx)

@@ -1,8 +1,8 @@
-"""The typed config of a tuning run: the usual TrainConfig sections (the base config every trial
+"""The typed config of a tuning run: the usual TrainRunConfig sections (the base config every trial
 starts from) plus a `tune:` section (search space, objective(s), sampler, pruner, study, storage).
 
-Search-space keys are dotted TrainConfig keys (`model.d_model`, `train.lr`, ...). They are checked
-when the config is loaded: an unknown key, a bad type or a value the TrainConfig field would refuse
+Search-space keys are dotted TrainRunConfig keys (`model.d_model`, `train.lr`, ...). They are checked
+when the config is loaded: an unknown key, a bad type or a value the TrainRunConfig field would refuse
 (e.g. `model.encoder: {choices: [gru, lstm]}`) is an error before any work starts.
 """
 from __future__ import annotations
@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from training.config import TrainConfig
-from training.config_io import _set_dotted, from_dict, to_dict
-from training.errors import UserFacingError
+from training.config import TrainRunConfig
+from events.config_io import _set_dotted, from_dict, to_dict
+from events.errors import UserFacingError
 
 
 
@@ -60,7 +60,7 @@ class ParamSpec:
                     raise UserFacingError(f"{where}: {key} must be a whole number for an int parameter")
 
     def values_to_check(self) -> list[Any]:
-        """Values that must be acceptable to the TrainConfig field the parameter sets."""
+        """Values that must be acceptable to the TrainRunConfig field the parameter sets."""
         if self.type == "categorical":
             return list(self.choices or [])
         if self.type == "int":
@@ -103,7 +103,7 @@ def default_search_space() -> dict[str, ParamSpec]:
 
 
 @dataclass
-class TuneSection:
+class TuneConfig:
     trials: int = 20  # finished (complete + pruned) trials the study should hold; workers stop there
     timeout: float | None = None  # seconds after which this worker starts no new trial
     study: str = ""  # "" = <dataset>-<hash of the search space, objective and base config>
@@ -175,13 +175,13 @@ class TuneSection:
 
 
 @dataclass
-class TuneConfig(TrainConfig):
-    """TrainConfig sections (the base every trial starts from) plus the `tune:` section."""
-    tune: TuneSection = field(default_factory=TuneSection)
+class TuneRunConfig(TrainRunConfig):
+    """TrainRunConfig sections (the base every trial starts from) plus the `tune:` section."""
+    tune: TuneConfig = field(default_factory=TuneConfig)
 
-    def base(self) -> TrainConfig:
-        """The TrainConfig part, with the monitor set to the tuned metric for a single objective."""
-        cfg = TrainConfig(**{f.name: copy.deepcopy(getattr(self, f.name)) for f in dataclasses.fields(TrainConfig)})
+    def base(self) -> TrainRunConfig:
+        """The TrainRunConfig part, with the monitor set to the tuned metric for a single objective."""
+        cfg = TrainRunConfig(**{f.name: copy.deepcopy(getattr(self, f.name)) for f in dataclasses.fields(TrainRunConfig)})
         metrics = self.tune.metrics()
         if len(metrics) == 1:
             cfg.train.monitor = metrics[0]  # early stopping and the checkpoint follow what is tuned
@@ -189,7 +189,7 @@ class TuneConfig(TrainConfig):
 
     def check(self) -> None:
         """Cross-section rules (called after CLI flags were applied)."""
-        from training.fitting import monitor_mode
+        from training.lightning_fit import monitor_mode
 
         metrics, directions = self.tune.metrics(), self.tune.directions()
         if len(metrics) == 1:
@@ -204,8 +204,8 @@ class TuneConfig(TrainConfig):
 
 
 def check_train_key(name: str, values: list[Any]) -> None:
-    """`name` must be a dotted TrainConfig leaf key and accept every one of `values`."""
-    node: Any = TrainConfig
+    """`name` must be a dotted TrainRunConfig leaf key and accept every one of `values`."""
+    node: Any = TrainRunConfig
     parts = name.split(".")
     for i, part in enumerate(parts):
         if not dataclasses.is_dataclass(node):
@@ -220,7 +220,7 @@ def check_train_key(name: str, values: list[Any]) -> None:
     if parts[0] == "tracking":
         raise UserFacingError(f"tune.search_space: {name!r}: tracking settings are not tunable")
     for value in values:
-        apply_params(TrainConfig(), {name: value})  # raises the TrainConfig field's own type error
+        apply_params(TrainRunConfig(), {name: value})  # raises the TrainRunConfig field's own type error
 
 
 def _field_type(cls: type, name: str) -> Any:
@@ -229,15 +229,15 @@ def _field_type(cls: type, name: str) -> Any:
     return typing.get_type_hints(cls)[name]
 
 
-def apply_params(base: TrainConfig, params: dict[str, Any]) -> TrainConfig:
+def apply_params(base: TrainRunConfig, params: dict[str, Any]) -> TrainRunConfig:
     """A copy of `base` with dotted `params` set, type-checked like a config file."""
     raw = to_dict(base)
     for key, value in params.items():
         _set_dotted(raw, key, value)
-    return from_dict(TrainConfig, raw)
+    return from_dict(TrainRunConfig, raw)
 
 
-def dataset_label(cfg: TrainConfig) -> str:
+def dataset_label(cfg: TrainRunConfig) -> str:
     if cfg.data.name:
         return cfg.data.name
     if cfg.data.path:
@@ -250,7 +250,7 @@ _NOT_IN_STUDY_KEY = {"tracking", "output_dir"}
 _TRAIN_NOT_IN_STUDY_KEY = {"progress_bar", "num_workers"}
 
 
-def study_key(cfg: TuneConfig) -> str:
+def study_key(cfg: TuneRunConfig) -> str:
     """Hash of what defines the study: search space, objective, sampler, pruner and base config."""
     base = {k: v for k, v in to_dict(cfg.base()).items() if k not in _NOT_IN_STUDY_KEY}
     base["train"] = {k: v for k, v in base["train"].items() if k not in _TRAIN_NOT_IN_STUDY_KEY}
@@ -261,5 +261,5 @@ def study_key(cfg: TuneConfig) -> str:
     return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:8]
 
 
-def default_study_name(cfg: TuneConfig) -> str:
+def default_study_name(cfg: TuneRunConfig) -> str:
     return f"{dataset_label(cfg)}-{study_key(cfg)}"

@@ -14,10 +14,10 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from training.config import TrainConfig
-from training.fitting import monitor_mode
+from training.config import TrainRunConfig
+from training.lightning_fit import monitor_mode
 from training.train import train
-from training.tuning.config import ParamSpec, TuneConfig, apply_params
+from training.tuning.config import ParamSpec, TuneRunConfig, apply_params
 from training.tuning.trials import ERROR_ATTR, EpochRecorder, StudyTracker
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ def suggest(trial: optuna.Trial, space: dict[str, ParamSpec]) -> dict[str, Any]:
     return params
 
 
-def trial_config(base: TrainConfig, params: dict[str, Any]) -> TrainConfig:
+def trial_config(base: TrainRunConfig, params: dict[str, Any]) -> TrainRunConfig:
     """The base config with the trial's parameters; trials skip baselines, never register and print no
     progress bars (the retrain of the best config keeps the base config's settings)."""
     cfg = apply_params(base, params)
@@ -49,7 +49,7 @@ def trial_config(base: TrainConfig, params: dict[str, Any]) -> TrainConfig:
 
 
 class Objective:
-    def __init__(self, cfg: TuneConfig, tracker: StudyTracker, verbose: bool = False):
+    def __init__(self, cfg: TuneRunConfig, tracker: StudyTracker, verbose: bool = False):
         self.cfg, self.base, self.tracker, self.verbose = cfg, cfg.base(), tracker, verbose
         self.metrics = cfg.tune.metrics()
         self.prune = len(self.metrics) == 1 and cfg.tune.pruner.kind != "none"

@@ -20,9 +20,9 @@ import optuna
 import yaml
 from optuna.trial import TrialState
 
-from training.config_io import flatten, to_dict
-from training.errors import UserFacingError
-from training.tuning.config import TuneConfig, apply_params, default_study_name
+from events.config_io import flatten, to_dict
+from events.errors import UserFacingError
+from training.tuning.config import TuneRunConfig, apply_params, default_study_name
 from training.tuning.objective import Objective
 from training.tuning.report import best_table, best_trials, fmt, fmt_params, log_study, progress_line
 from training.tuning.storage import (FINISHED, StaleTrialHandler, count_states, fail_stale_trials, make_storage,
@@ -35,7 +35,7 @@ MAX_CONSECUTIVE_FAILURES = 3
 RETRAINED_ATTR = "retrained"
 
 
-def tune(cfg: TuneConfig, verbose: bool = False) -> dict[str, Any]:
+def tune(cfg: TuneRunConfig, verbose: bool = False) -> dict[str, Any]:
     """Run trials until the study holds cfg.tune.trials finished ones, report, retrain the best config."""
     cfg.check()
     section = cfg.tune
@@ -94,7 +94,7 @@ def tune(cfg: TuneConfig, verbose: bool = False) -> dict[str, Any]:
             "tracking_uri": tracker.uri, "retrain": retrained}
 
 
-def run_trials(study: optuna.Study, objective: Objective, tracker: StudyTracker, cfg: TuneConfig,
+def run_trials(study: optuna.Study, objective: Objective, tracker: StudyTracker, cfg: TuneRunConfig,
                requeue) -> list[int]:
     """This worker's loop (see the module docstring); returns the numbers of the trials it ran.
     `requeue(study, frozen_trial)` puts a copy of an interrupted trial back in the queue."""
@@ -157,7 +157,7 @@ def interrupted(study: optuna.Study, objective: Objective, tracker: StudyTracker
     print(f"trial {trial.number} interrupted: marked failed and re-queued for the next run", flush=True)
 
 
-def retrain(cfg: TuneConfig, study: optuna.Study, tracker: StudyTracker, metrics: list[str]) -> dict | None:
+def retrain(cfg: TuneRunConfig, study: optuna.Study, tracker: StudyTracker, metrics: list[str]) -> dict | None:
     """Train the best trial's config with baselines under the study run, register it (challenger), and
     let tracking.register apply the champion rule. Done once per best trial, whoever finishes the study."""
     from training.train import train

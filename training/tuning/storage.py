@@ -21,8 +21,8 @@ import optuna
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 
-from training.errors import UserFacingError
-from training.tuning.config import PrunerConfig, SamplerConfig, TuneSection
+from events.errors import UserFacingError
+from training.tuning.config import PrunerConfig, SamplerConfig, TuneConfig
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ class StaleTrialHandler:
             self._retry(study, trial)
 
 
-def make_storage(url: str, section: TuneSection, handler: StaleTrialHandler, attempts: int = 5) -> RDBStorage:
+def make_storage(url: str, section: TuneConfig, handler: StaleTrialHandler, attempts: int = 5) -> RDBStorage:
     """RDBStorage with heartbeats; retried because workers starting together race to create the tables."""
     engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
     for attempt in range(1, attempts + 1):
@@ -131,7 +131,7 @@ def make_pruner(cfg: PrunerConfig) -> optuna.pruners.BasePruner:
     return optuna.pruners.NopPruner()
 
 
-def open_study(storage: RDBStorage, name: str, section: TuneSection) -> tuple[optuna.Study, bool]:
+def open_study(storage: RDBStorage, name: str, section: TuneConfig) -> tuple[optuna.Study, bool]:
     """Create the study, or load it when it exists; returns it and whether this call created it.
 
     Creating with load_if_exists=False and falling back to load_study behaves like load_if_exists=True

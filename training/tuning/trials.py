@@ -180,12 +180,6 @@ class StudyTracker:
                 todo.append(child.info.run_id)
         return found
 
-    def trial_runs(self) -> list:
-        return self.client.search_runs(
-            [self.experiment_id],
-            f"tags.role = '{ROLE_TRIAL}' and tags.`optuna.study` = '{self.study.study_name}'",
-            max_results=50_000)
-
 
 class EpochRecorder(L.Callback):
     """Logs each validation epoch's val_* metrics on the trial run and keeps them for the objective."""

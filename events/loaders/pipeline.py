@@ -1,0 +1,128 @@
+"""`load_events`: stream a source's files through validation into the canonical table, counting every row.
+
+Per chunk: read raw rows -> extract candidate fields -> judge each row -> rejected rows go to
+rejected.parquet at once, accepted rows to events.parquet (or, for sources without session ids, to
+user-hash partitions that are sessionized afterwards; see sessionize.py). Nothing holds more than a chunk
+or a partition in memory.
+"""
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from events.errors import UserFacingError
+from events.loaders.formats.base import Source
+from events.loaders.options import LoadOptions
+from events.loaders.registry import open_source
+from events.loaders.report import REPORT_FILE, InputFile, LoadReport
+from events.loaders.sessionize import partition_count, sessionized
+from events.loaders.stats import LoadStats
+from events.loaders.validation import Rules, judge
+from events.loaders.writer import (
+    MALFORMED_ROW,
+    ParquetSink,
+    malformed_rows,
+    rejected_rows,
+    rejected_schema,
+)
+from events.schema import CANONICAL_SCHEMA, EVENTS_FILE, REJECTED_FILE
+from events.source import file_sha256
+
+
+def load_events(format: str, inputs: list[Path | str], out_dir: Path | str, **options: Any) -> LoadReport:
+    """Load `inputs` of `format` into `out_dir`: events.parquet, rejected.parquet and load_report.json.
+
+    Options (see LoadOptions): session_gap_minutes, mapping, keep_extra_types, event_types, ts_min, ts_max,
+    chunk_bytes. Raises UserFacingError for unreadable files, missing columns and bad mappings.
+    """
+    load_options = LoadOptions(**options)
+    paths = [Path(p) for p in inputs]
+    if load_options.mapping is not None and format not in ("csv", "parquet"):
+        raise UserFacingError(f"--mapping applies to the csv and parquet formats, not {format}")
+    source = open_source(format, paths, load_options)
+    rules = Rules(
+        event_types={**source.event_types, **load_options.event_types},
+        keep_extra_types=source.keep_extra_types or load_options.keep_extra_types,
+        ts_min=load_options.ts_min or source.ts_min,
+        ts_max=load_options.ts_max or source.ts_max,
+    )
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / REPORT_FILE).unlink(missing_ok=True)  # a directory without a report holds no finished load
+
+    stats = LoadStats()
+    columns = list(dict.fromkeys(name for item in source.inputs for name in item.reader.columns))
+    with ParquetSink(out_dir / EVENTS_FILE, CANONICAL_SCHEMA) as events, \
+            ParquetSink(out_dir / REJECTED_FILE, rejected_schema(columns)) as rejected:
+        accepted = _judged_chunks(source, rules, rejected, stats)
+        if source.has_session_ids:
+            _write_all(accepted, events, stats)
+        else:
+            partitions = partition_count(sum(item.reader.size_hint_rows for item in source.inputs))
+            with tempfile.TemporaryDirectory(dir=out_dir, prefix=".partitions-") as spill_dir:
+                spill = Path(spill_dir) / "by_user"
+                _write_all(sessionized(accepted, load_options.session_gap_minutes, partitions, spill), events, stats)
+
+    report = _report(source, paths, out_dir, stats, load_options)
+    report.write(out_dir / REPORT_FILE)
+    return report
+
+
+def _judged_chunks(source: Source, rules: Rules, rejected: ParquetSink, stats: LoadStats) -> Iterator[pa.Table]:
+    """Accepted rows of every chunk of every input, in input order.
+
+    Rejected rows are written to `rejected` as their chunk passes, so they need no memory of their own.
+    """
+    for item in source.inputs:
+        rows_read = 0
+        for chunk in item.reader.chunks():
+            rows_read += chunk.table.num_rows + len(chunk.malformed)
+            if chunk.malformed:
+                rejected.write(malformed_rows(chunk, str(item.path), rejected.schema))
+                stats.add_rejected(pa.repeat(pa.scalar(MALFORMED_ROW), len(chunk.malformed)))
+            if not chunk.table.num_rows:  # only malformed rows (and pyarrow 25 crashes on some empty arrays)
+                continue
+            try:
+                judgement = judge(item.extract(chunk.table), rules)
+            except UserFacingError as err:
+                raise UserFacingError(f"{item.path}: {err}") from None
+            rejected.write(rejected_rows(chunk, judgement.rejected, judgement.reasons, str(item.path),
+                                         rejected.schema))
+            stats.add_rejected(judgement.reasons)
+            yield judgement.accepted
+        stats.rows_read_per_input.append(rows_read)
+
+
+def _write_all(tables: Iterator[pa.Table], events: ParquetSink, stats: LoadStats) -> None:
+    for table in tables:
+        events.write(table)
+        stats.add_accepted(table)
+
+
+def _report(source: Source, paths: list[Path], out_dir: Path, stats: LoadStats, options: LoadOptions) -> LoadReport:
+    rows_read = sum(stats.rows_read_per_input)
+    rows_rejected = sum(stats.rejected_by_reason.values())
+    if rows_read != stats.rows_accepted + rows_rejected:  # the promise of this package: no row is lost
+        raise AssertionError(f"row accounting broke: read {rows_read:,} != accepted {stats.rows_accepted:,} "
+                             f"+ rejected {rows_rejected:,}")
+    return LoadReport(
+        format=source.format_name,
+        inputs=[InputFile(str(path), file_sha256(path), rows)
+                for path, rows in zip(paths, stats.rows_read_per_input, strict=True)],
+        out_dir=str(out_dir),
+        rows_read=rows_read,
+        rows_accepted=stats.rows_accepted,
+        rows_rejected=rows_rejected,
+        rejected_by_reason=dict(stats.rejected_by_reason.most_common()),
+        users=stats.users.count(),
+        sessions=stats.sessions.count(),
+        products=stats.products.count(),
+        event_types=dict(stats.event_types.most_common()),
+        ts_min=stats.ts_min.isoformat() if stats.ts_min else None,
+        ts_max=stats.ts_max.isoformat() if stats.ts_max else None,
+        session_gap_minutes=None if source.has_session_ids else options.session_gap_minutes,
+    )

@@ -1,0 +1,95 @@
+"""Fit the model with Lightning, without tracking: early stopping on validation, the best epoch restored.
+
+`training.train` wraps this with MLflow, evaluation, baselines and the registry; benchmarks and the GPU
+machine (which has no MLflow) call it directly, so every path trains with the same code.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, TQDMProgressBar
+from torch.utils.data import DataLoader, IterableDataset
+
+from events.config_io import to_dict
+from training.config import TrainRunConfig
+from training.epoch_log import EpochLog
+from training.labels import TRAIN, VAL
+from training.memory_check import check_memory
+from training.module import SignalsModule
+from training.rank_report import RankReport
+from training.training_data import TrainingData
+from training.windows import collate
+
+log = logging.getLogger(__name__)
+
+
+def checkpoint_dir(cfg: TrainRunConfig, run_id: str | None) -> Path:
+    """Where `fit` keeps its best checkpoint. Under DDP every rank must name the same folder and only rank
+    0 has a run id, so a multi-process run uses `ddp/`; the other ranks pass run_id None."""
+    multi = cfg.train.devices * cfg.train.num_nodes > 1
+    return Path(cfg.output_dir) / ("ddp" if multi or run_id is None else run_id) / "checkpoints"
+
+
+def is_global_rank_zero() -> bool:
+    """True in a single process and in rank 0 of DDP (Lightning's launcher, torchrun or SLURM set these)."""
+    return all(int(os.environ.get(k, "0")) == 0 for k in ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID"))
+
+
+def fit(cfg: TrainRunConfig, p: TrainingData, log_popularity: torch.Tensor, logger, ckpt_dir: Path,
+        callbacks: list | None) -> tuple[SignalsModule, float]:
+    """Fit with early stopping; returns the module at its best validation epoch and that epoch's score."""
+    tc = cfg.train
+    check_memory(p.model_cfg, tc)  # a clear error now rather than an out-of-memory crash mid-epoch
+    module = SignalsModule(p.model_cfg.to_dict(), to_dict(tc), log_popularity)
+    module.model.set_catalogue(torch.from_numpy(p.encoder.product_category), torch.from_numpy(p.encoder.product_brand))
+    gen = torch.Generator().manual_seed(tc.seed)
+    loader_args = dict(batch_size=tc.batch_size, collate_fn=collate, num_workers=tc.num_workers,
+                       pin_memory=tc.accelerator == "gpu", persistent_workers=tc.num_workers > 0)
+    if isinstance(p.datasets[TRAIN], IterableDataset):
+        # Streaming: the dataset shards partitions over ranks and workers, shuffles and batches itself.
+        loader_args["batch_size"] = None
+        train_loader = DataLoader(p.datasets[TRAIN], **loader_args)
+    else:
+        # Under DDP Lightning swaps in a DistributedSampler: each rank reads its own shard of the windows.
+        train_loader = DataLoader(p.datasets[TRAIN], shuffle=True, generator=gen, **loader_args)
+    val_loader = DataLoader(p.datasets[VAL], **loader_args)
+    # A bar only where someone watches it: redirected to a file, the one line per epoch (EpochLog) is the log.
+    show_bar = tc.progress_bar and sys.stderr.isatty()
+    # Each refresh reads the loss back from the device: a host-device sync. Not every step on a GPU.
+    progress = [TQDMProgressBar(refresh_rate=1 if tc.accelerator == "cpu" else 25)] if show_bar else []
+    checkpoint = ModelCheckpoint(dirpath=ckpt_dir, monitor=tc.monitor, mode=monitor_mode(tc.monitor), save_top_k=1)
+    trainer = L.Trainer(
+        max_epochs=tc.max_epochs,
+        accelerator=tc.accelerator,
+        devices=tc.devices,
+        num_nodes=tc.num_nodes,
+        strategy=tc.strategy,
+        precision=tc.precision,
+        logger=logger,
+        callbacks=[EarlyStopping(monitor=tc.monitor, mode=monitor_mode(tc.monitor), patience=tc.patience),
+                   checkpoint, RankReport(ckpt_dir.parent), EpochLog(tc.max_epochs, tc.monitor), *progress,
+                   *(callbacks or [])],
+        enable_progress_bar=show_bar,
+        limit_train_batches=tc.limit_train_batches,
+        deterministic=tc.deterministic,
+        log_every_n_steps=10,
+        num_sanity_val_steps=0,
+        enable_model_summary=False,
+    )
+    trainer.fit(module, train_loader, val_loader)
+    best = float(checkpoint.best_model_score) if checkpoint.best_model_score is not None else float("nan")
+    if checkpoint.best_model_path and trainer.is_global_zero:
+        saved = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)
+        module.load_state_dict(saved["state_dict"])
+        log.info("restored epoch %d, the best of the %d run (%s = %.4f)", saved["epoch"] + 1,
+                 trainer.current_epoch, tc.monitor, best)
+    return module, best
+
+
+def monitor_mode(monitor: str) -> str:
+    return "min" if "loss" in monitor else "max"

@@ -1,6 +1,0 @@
-"""The shopper simulator: the project's embedded default data, with the true answers (oracles) to the
-three tasks alongside the events. `signals simulate` is its command line."""
-from training.simulator.config import SimulatorConfig, load_simulator_config
-from training.simulator.simulation import simulate
-
-__all__ = ["SimulatorConfig", "load_simulator_config", "simulate"]
