@@ -42,3 +42,27 @@ def test_gain_breaks_ties_against_the_model() -> None:
 
 def test_single_class_gives_no_auc() -> None:
     assert "intent_roc_auc" not in binary_metrics("intent", np.zeros(5), np.linspace(0, 1, 5))
+
+
+def test_intervals_resample_users_and_cover_the_estimate() -> None:
+    """A metric's 95% interval holds its value; when a user's points move together, resampling users (not
+    points) gives the honest, wider interval."""
+    import numpy as np
+
+    from training.metrics import next_metrics
+
+    ranks = np.repeat(np.random.default_rng(0).integers(1, 60, size=20), 100)  # 20 shoppers, 100 alike points each
+    many = next_metrics(ranks, users=np.arange(2000))  # as if every point were its own shopper
+    few = next_metrics(ranks, users=np.repeat(np.arange(20), 100))
+    for m in (many, few):
+        assert m["next_recall_at_20_ci_low"] <= m["next_recall_at_20"] <= m["next_recall_at_20_ci_high"]
+    width = lambda m: m["next_mrr_at_20_ci_high"] - m["next_mrr_at_20_ci_low"]
+    assert width(few) > 2 * width(many)
+
+
+def test_too_small_a_split_is_named_in_a_warning() -> None:
+    from training.intervals import warn_if_too_small
+
+    assert warn_if_too_small("test", "next", 5000) is None
+    assert "test set too small to rank methods on next" in warn_if_too_small("test", "next", 12)
+    assert "validation" in warn_if_too_small("validation", "intent", 5000, n_positives=3)

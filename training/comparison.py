@@ -8,18 +8,20 @@ from __future__ import annotations
 import json
 import logging
 
+import matplotlib.pyplot as plt
 import mlflow
 import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
 
+from events.source import DatasetSource
 from models.encoding import EventEncoder
 from training import plots
 from training.config import TrainRunConfig
-from events.source import DatasetSource
-from training.scored_points import ScoredPoints
-from training.metrics import PRIMARY_METRICS, binary_metrics, next_metrics
+from training.intervals import N_REPLICATES
 from training.labels import TRAIN, Labels
+from training.metrics import PRIMARY_METRICS, binary_metrics, next_metrics
+from training.scored_points import ScoredPoints
 from training.window_predictions import Predictions
 
 log = logging.getLogger(__name__)
@@ -47,13 +49,13 @@ class Comparison:
         pt = self.points
         intent_p, churn_p, ranks = pt.align(method, intent, churn, next_rank)
         if intent_p is not None:
-            metrics |= binary_metrics("intent", pt.intent_y, intent_p)
+            metrics |= binary_metrics("intent", pt.intent_y, intent_p, pt.intent_user)
             self.intent_scored[method] = (pt.intent_y, intent_p)
         if churn_p is not None:
-            metrics |= binary_metrics("churn", pt.churn_y, churn_p)
+            metrics |= binary_metrics("churn", pt.churn_y, churn_p, pt.churn_user)
             self.churn_scored[method] = (pt.churn_y, churn_p)
         if ranks is not None:
-            metrics |= next_metrics(ranks)
+            metrics |= next_metrics(ranks, pt.next_user)
             metrics["next_dropped_unseen"] = float(pt.next_dropped_unseen)
             self.ranks[method] = ranks
         self.metrics[method] = metrics
@@ -61,7 +63,12 @@ class Comparison:
 
     def run_baselines_and_oracle(self) -> dict[str, dict[str, float]]:
         from training.baselines import (
-            churn_base_rate, fit_predict_churn, fit_predict_intent, intent_base_rate, popularity_ranks, vsknn_ranks,
+            churn_base_rate,
+            fit_predict_churn,
+            fit_predict_intent,
+            intent_base_rate,
+            popularity_ranks,
+            vsknn_ranks,
         )
         from training.oracle import oracle_predictions
 
@@ -118,19 +125,24 @@ class Comparison:
         mlflow.log_text(json.dumps(self.metrics, indent=2), "comparison.json")
         for task, scored in (("intent", self.intent_scored), ("churn", self.churn_scored)):
             if scored:
-                mlflow.log_figure(plots.roc_pr(task, scored), f"plots/{task}_roc_pr.png")
-                mlflow.log_figure(plots.calibration(task, scored), f"plots/{task}_calibration.png")
-                mlflow.log_figure(plots.gains(task, scored), f"plots/{task}_gains.png")
+                _log_figure(plots.roc_pr(task, scored), f"plots/{task}_roc_pr.png")
+                _log_figure(plots.calibration(task, scored), f"plots/{task}_calibration.png")
+                _log_figure(plots.gains(task, scored), f"plots/{task}_gains.png")
         if self.ranks:
-            mlflow.log_figure(plots.recall_at_k(self.ranks), "plots/next_recall_at_k.png")
+            _log_figure(plots.recall_at_k(self.ranks), "plots/next_recall_at_k.png")
         if self.model_run_id:
             client = MlflowClient()
             history = {name: [(m.step, m.value) for m in client.get_metric_history(self.model_run_id, name)]
                        for name in ("train_loss", "val_loss", "val_score")}
-            mlflow.log_figure(plots.learning_curves(history), "plots/learning_curves.png")
+            _log_figure(plots.learning_curves(history), "plots/learning_curves.png")
 
     def table(self) -> str:
         return format_table(self.metrics, self.points.next_dropped_unseen)
+
+
+def _log_figure(figure, path: str) -> None:
+    mlflow.log_figure(figure, path)
+    plt.close(figure)  # pyplot keeps every figure open until closed: a run makes a dozen
 
 
 def format_table(metrics: dict[str, dict[str, float]], next_dropped_unseen: int) -> str:
@@ -138,9 +150,20 @@ def format_table(metrics: dict[str, dict[str, float]], next_dropped_unseen: int)
     cols = [c for c in TABLE_COLUMNS if any(c in m for m in metrics.values())]
     lines = ["| method | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
     for method, m in metrics.items():
-        cells = [f"{m[c]:.4f}" if c in m else "" for c in cols]
-        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+        lines.append(f"| {method} | " + " | ".join(_cell(m, c) for c in cols) + " |")
     primary = ", ".join(PRIMARY_METRICS)
-    lines.append(f"\nprimary metrics: {primary}; next-product test points dropped as unseen in training: "
-                 f"{next_dropped_unseen}")
+    model = metrics.get("model", {})
+    counts = [f"{task} {int(model[f'{task}_n']):,}" + (f" ({int(round(model[f'{task}_n'] * model[f'{task}_positive_rate'])):,} positive)"
+                                                       if task != "next" else "")
+              for task in ("intent", "churn", "next") if f"{task}_n" in model]
+    lines.append(f"\nprimary metrics: {primary}, each with its 95% interval [bootstrap over users, "
+                 f"{N_REPLICATES} replicates]; test points: {', '.join(counts) or 'none'}; next-product test points "
+                 f"dropped as unseen in training: {next_dropped_unseen}")
     return "\n".join(lines)
+
+
+def _cell(m: dict[str, float], column: str) -> str:
+    if column not in m:
+        return ""
+    low, high = m.get(f"{column}_ci_low"), m.get(f"{column}_ci_high")
+    return f"{m[column]:.4f}" + (f" [{low:.3f}, {high:.3f}]" if low is not None else "")

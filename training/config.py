@@ -65,6 +65,9 @@ class TrainConfig:
     deterministic: bool = True
     seed: int = 42
     num_workers: int = 0
+    # torch's intra-op threads; 0 = half the cores this process may use (at least 1). torch's own default
+    # (every core) thrashes when anything else shares them: an epoch of 14 s took 210 s beside one other job.
+    threads: int = 0
     limit_train_batches: float = 1.0
     progress_bar: bool = True
 

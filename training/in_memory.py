@@ -13,9 +13,19 @@ from events.source import DatasetSource, dataset_files
 from models.encoder_counts import EncoderCounts
 from models.encoding import EventEncoder
 from models.network import SessionSignalsModel
+from training.baselines.next_item import next_query_rows
 from training.comparison import Comparison
 from training.config import TrainRunConfig
-from training.labels import SPLIT_NAMES, TEST, TRAIN, VAL, Labels, make_labels, naive_utc, split_dates
+from training.labels import (
+    SPLIT_NAMES,
+    TEST,
+    TRAIN,
+    VAL,
+    Labels,
+    make_labels,
+    naive_utc,
+    split_dates,
+)
 from training.training_data import TrainingData, model_config
 from training.window_predictions import predict
 from training.windows import WindowDataset, build_split
@@ -38,6 +48,13 @@ class InMemoryData(TrainingData):
             counts[f"next_points_{split}"] = int((labels.next_split == code).sum())
             counts[f"churn_points_{split}"] = int((labels.churn["split"] == code).sum())
         return counts
+
+    def validation_sizes(self) -> dict[str, tuple[int, int | None]]:
+        labels = self.labels
+        intent = labels.intent[(labels.intent_split == VAL) & (labels.intent >= 0)]
+        churn = labels.churn.loc[labels.churn["split"] == VAL, "label"]
+        return {"intent": (len(intent), int(intent.sum())), "churn": (len(churn), int(churn.sum())),
+                "next": (len(next_query_rows(labels, self.encoder, VAL)), None)}
 
     def evaluate(self, model: SessionSignalsModel) -> dict[str, float]:
         self.comparison = Comparison(self.labels, self.encoder, self.cfg, self.source)

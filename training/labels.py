@@ -8,17 +8,19 @@ Model inputs are truncated per split in `training.windows`, so nothing after a s
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from training.config import LabelConfig, SplitConfig
 from events.errors import UserFacingError
+from training.config import LabelConfig, SplitConfig
 
 TRAIN, VAL, TEST, NO_SPLIT = 0, 1, 2, -1
 SPLIT_NAMES = {TRAIN: "train", VAL: "val", TEST: "test"}
 DAY = pd.Timedelta(days=1)
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -113,12 +115,16 @@ def churn_cutoffs(dates: SplitDates, cfg: LabelConfig) -> list[tuple[pd.Timestam
     """(cutoff, split): one validation and one test cutoff, training cutoffs a horizon or more before validation."""
     horizon = pd.Timedelta(days=cfg.churn_horizon_days)
     lookback = pd.Timedelta(days=cfg.churn_lookback_days)
-    if dates.val_start + horizon > dates.test_start or dates.test_start + horizon > dates.end + DAY:
-        raise UserFacingError(
-            f"labels.churn_horizon_days={cfg.churn_horizon_days} is longer than the validation or test window; "
-            "raise split.val_days / split.test_days or shorten the horizon"
-        )
-    cutoffs = [(dates.val_start, VAL), (dates.test_start, TEST)]
+    # A split whose window is shorter than the horizon cannot hold a churn label (it would read the next
+    # split): it gets none, said once, rather than refusing the run (click-only data has no churn at all).
+    cutoffs = []
+    for cutoff, split, window_end, setting in ((dates.val_start, VAL, dates.test_start, "split.val_days"),
+                                               (dates.test_start, TEST, dates.end + DAY, "split.test_days")):
+        if cutoff + horizon <= window_end:
+            cutoffs.append((cutoff, split))
+        else:
+            log.warning("no %s churn labels: labels.churn_horizon_days=%s is longer than its window (%s)",
+                        SPLIT_NAMES[split], cfg.churn_horizon_days, setting)
     t = dates.val_start - horizon
     while t - lookback >= dates.start - DAY:
         cutoffs.append((t, TRAIN))

@@ -44,6 +44,7 @@ def fit(cfg: TrainRunConfig, p: TrainingData, log_popularity: torch.Tensor, logg
         callbacks: list | None) -> tuple[SignalsModule, float]:
     """Fit with early stopping; returns the module at its best validation epoch and that epoch's score."""
     tc = cfg.train
+    torch.set_num_threads(training_threads(tc.threads))
     check_memory(p.model_cfg, tc)  # a clear error now rather than an out-of-memory crash mid-epoch
     module = SignalsModule(p.model_cfg.to_dict(), to_dict(tc), log_popularity)
     module.model.set_catalogue(torch.from_numpy(p.encoder.product_category), torch.from_numpy(p.encoder.product_brand))
@@ -89,6 +90,10 @@ def fit(cfg: TrainRunConfig, p: TrainingData, log_popularity: torch.Tensor, logg
         log.info("restored epoch %d, the best of the %d run (%s = %.4f)", saved["epoch"] + 1,
                  trainer.current_epoch, tc.monitor, best)
     return module, best
+
+
+def training_threads(setting: int) -> int:
+    return setting if setting > 0 else max(1, len(os.sched_getaffinity(0)) // 2)
 
 
 def monitor_mode(monitor: str) -> str:

@@ -20,12 +20,16 @@ class ScoredPoints:
     churn_y: np.ndarray  # (Nc,) 0 / 1
     next_rows: np.ndarray  # (Nn,) event rows whose next product is a TEST label seen in training
     next_dropped_unseen: int  # TEST next products unseen in training: no method can rank them, so dropped
+    intent_user: np.ndarray | None = None  # (Ni,) user of each point: the unit the intervals resample
+    churn_user: np.ndarray | None = None  # (Nc,)
+    next_user: np.ndarray | None = None  # (Nn,)
 
     @classmethod
     def of(cls, labels: Labels, encoder: EventEncoder) -> "ScoredPoints":
         intent_rows = np.flatnonzero((labels.intent_split == TEST) & (labels.intent >= 0))
         churn_keys = labels.churn.index[labels.churn["split"] == TEST].to_numpy()
         next_rows = next_query_rows(labels, encoder, TEST)
+        users = labels.events["user_id"].to_numpy()
         return cls(
             intent_rows=intent_rows,
             intent_y=labels.intent[intent_rows].astype(np.int64),
@@ -33,6 +37,9 @@ class ScoredPoints:
             churn_y=labels.churn.loc[churn_keys, "label"].to_numpy(dtype=np.int64),
             next_rows=next_rows,
             next_dropped_unseen=int(((labels.next_split == TEST) & (labels.next_index >= 0)).sum()) - len(next_rows),
+            intent_user=users[intent_rows],
+            churn_user=labels.churn.loc[churn_keys, "user_id"].to_numpy(),
+            next_user=users[next_rows],
         )
 
     def align(self, method: str, intent: pd.Series | None, churn: pd.Series | None,

@@ -17,6 +17,7 @@ from lightning.pytorch.loggers import MLFlowLogger
 from events.config_io import flatten, to_dict
 from training import tracking
 from training.config import TrainRunConfig
+from training.intervals import warn_if_too_small
 from training.lightning_fit import checkpoint_dir, fit, is_global_rank_zero
 from training.training_data import TrainingData, prepare
 
@@ -57,10 +58,26 @@ def train(cfg: TrainRunConfig, callbacks: list | None = None, parent_run_id: str
             tracking.log_bundle(model, data.encoder, bundle_meta(data, cfg, log_popularity, model_metrics))
         results = {"model": model_metrics, **data.compare()}
         table = data.log_to_parent()
+        small = size_warnings(data, model_metrics)
+        if small:
+            mlflow.set_tag("small_sample_warnings", " | ".join(small))
+            table += "\n\nwarning: " + "\nwarning: ".join(small)
         registration = tracking.register_if_enabled(cfg.tracking, run_id, key, model_metrics)
     print(table)
     return {"metrics": results, "registration": registration, "best_val": best_val,
             "parent_run_id": parent.info.run_id, "model_run_id": run_id, "tracking_uri": uri}
+
+
+def size_warnings(data: TrainingData, test_metrics: dict[str, float]) -> list[str]:
+    """Tasks whose validation or test split holds too few points to rank methods (each also logged)."""
+    found = [warn_if_too_small("validation", task, n, positives)
+             for task, (n, positives) in data.validation_sizes().items() if n]
+    for task in ("intent", "churn", "next"):
+        n = int(test_metrics.get(f"{task}_n", 0))
+        if n:
+            rate = test_metrics.get(f"{task}_positive_rate")
+            found.append(warn_if_too_small("test", task, n, None if task == "next" else int(round(n * rate))))
+    return [w for w in found if w]
 
 
 def bundle_meta(data: TrainingData, cfg: TrainRunConfig, log_popularity: np.ndarray, metrics: dict[str, float]) -> dict:

@@ -46,6 +46,10 @@ class TrainingData(ABC):
     def lineage_counts(self) -> dict[str, int]:
         """Row counts recorded beside the file hash and split dates (events, users, points per split...)."""
 
+    def validation_sizes(self) -> dict[str, tuple[int, int | None]]:
+        """task -> (validation points, positives or None); {} when unknown before a pass over the data."""
+        return {}
+
     @abstractmethod
     def evaluate(self, model: SessionSignalsModel) -> dict[str, float]:
         """The model's test metrics (`training.metrics` names), on the test points every method shares."""

@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from models.network import SessionSignalsModel
-from training.scored_points import ScoredPoints
-from training.metrics import binary_metrics, next_metrics
 from training.labels import TEST, TRAIN
-from training.window_predictions import predict
+from training.metrics import binary_metrics, next_metrics
+from training.scored_points import ScoredPoints
 from training.streaming.dataset import StreamContext, partition_split
+from training.window_predictions import predict
 
 
 @dataclass
@@ -26,6 +26,9 @@ class StreamedTest:
     churn_y: list[np.ndarray] = field(default_factory=list)
     churn_p: list[np.ndarray] = field(default_factory=list)
     next_rank: list[np.ndarray] = field(default_factory=list)
+    intent_user: list[np.ndarray] = field(default_factory=list)  # the user of each point, for the intervals
+    churn_user: list[np.ndarray] = field(default_factory=list)
+    next_user: list[np.ndarray] = field(default_factory=list)
     next_dropped_unseen: int = 0
     # training-split label counts, for the bundle's base rates
     train_intent: np.ndarray = field(default_factory=lambda: np.zeros(2, dtype=np.int64))
@@ -39,13 +42,13 @@ class StreamedTest:
         out: dict[str, float] = {}
         iy, ip = self._cat(self.intent_y), self._cat(self.intent_p)
         if len(iy):
-            out |= binary_metrics("intent", iy, ip)
+            out |= binary_metrics("intent", iy, ip, self._cat(self.intent_user))
         cy, cp = self._cat(self.churn_y), self._cat(self.churn_p)
         if len(cy):
-            out |= binary_metrics("churn", cy, cp)
+            out |= binary_metrics("churn", cy, cp, self._cat(self.churn_user))
         ranks = self._cat(self.next_rank)
         if len(ranks):
-            out |= next_metrics(ranks)
+            out |= next_metrics(ranks, self._cat(self.next_user))
             out["next_dropped_unseen"] = float(self.next_dropped_unseen)
         return out
 
@@ -72,11 +75,14 @@ def evaluate_streaming(model: SessionSignalsModel, ctx: StreamContext, batch_siz
         if intent_p is not None:
             out.intent_y.append(points.intent_y)
             out.intent_p.append(intent_p)
+            out.intent_user.append(points.intent_user)
         if churn_p is not None:
             out.churn_y.append(points.churn_y)
             out.churn_p.append(churn_p)
+            out.churn_user.append(points.churn_user)
         out.next_dropped_unseen += points.next_dropped_unseen
         if ranks is not None:
             out.next_rank.append(ranks)
+            out.next_user.append(points.next_user)
         del part, labels, pred
     return out
