@@ -344,3 +344,29 @@ def test_a_dataset_name_follows_its_data_unless_given() -> None:
     assert name_of() == "taobao-even-users"
     assert name_of("data.path=data/loaded/other") == ""  # then the folder's name: "other"
     assert name_of("data.path=data/loaded/other", "data.name=mine") == "mine"
+
+
+def test_training_events_overlapping_a_test_file_are_counted_not_silently_lost(tmp_path, caplog) -> None:
+    """With data.test_path, training rows at or after the test file's first event are set aside, and the
+    run says how many (log and lineage)."""
+    import logging
+
+    from events.config_io import load_config
+    from tests.factories import random_events, tiny_run_overrides, write_events
+    from training.config import TrainRunConfig
+    from training.in_memory import prepare_in_memory
+
+    events = random_events(n_users=40, days=30, seed=4)
+    test_start = events["ts"].min() + (events["ts"].max() - events["ts"].min()) * 0.8
+    train_dir, test_dir = tmp_path / "train", tmp_path / "test"
+    train_dir.mkdir()
+    test_dir.mkdir()
+    late = events[events["ts"] >= test_start]
+    write_events(events, train_dir)  # the training file runs past the test start
+    write_events(late, test_dir)
+    cfg = load_config(TrainRunConfig, None, [*tiny_run_overrides(train_dir), f"data.test_path={test_dir}",
+                                             "split.val_days=3"])
+    with caplog.at_level(logging.WARNING):
+        data = prepare_in_memory(cfg)
+    assert data.lineage_counts()["train_events_after_test_start"] == len(late)
+    assert f"{len(late)} of {len(events)} training events" in caplog.text

@@ -38,11 +38,12 @@ class InMemoryData(TrainingData):
     labels: Labels | None = None
     cfg: TrainRunConfig | None = None
     comparison: Comparison | None = None
+    source_counts: dict[str, int] | None = None  # what reading the source set aside (counted, not lost)
 
     def lineage_counts(self) -> dict[str, int]:
         labels = self.labels
         counts = {"events": len(labels.events), "users": labels.events["user_id"].nunique(),
-                  "sessions": labels.events["session_id"].nunique()}
+                  "sessions": labels.events["session_id"].nunique(), **(self.source_counts or {})}
         for code, split in SPLIT_NAMES.items():
             counts[f"intent_points_{split}"] = int(((labels.intent_split == code) & (labels.intent >= 0)).sum())
             counts[f"next_points_{split}"] = int((labels.next_split == code).sum())
@@ -74,7 +75,7 @@ class InMemoryData(TrainingData):
         return self.comparison.table()
 
 
-def read_source(cfg: TrainRunConfig) -> DatasetSource:
+def read_source(cfg: TrainRunConfig) -> tuple[DatasetSource, dict[str, int]]:
     """The run's events in memory; a separate test file fixes the test start (training rows from then on are
     replaced by it)."""
     d = cfg.data
@@ -82,18 +83,23 @@ def read_source(cfg: TrainRunConfig) -> DatasetSource:
                                                   cfg.labels.churn_horizon_days)
     events = read_events(main)
     test_start = None
+    source_counts: dict[str, int] = {}
     if test is not None:
         test_events = read_events(test)
         test_start = test_events["ts"].min()
-        if events["ts"].max() >= test_start:
-            log.warning("training events reach past the test file's first event; the split uses the test start")
+        late = int((events["ts"] >= test_start).sum())
+        if late:
+            # The test file owns the time from its first event on: training rows there would overlap it.
+            log.warning("%d of %d training events lie at or after the test file's first event (%s) and are not "
+                        "used (lineage: lineage.train_events_after_test_start)", late, len(events), test_start)
         events = pd.concat([events[events["ts"] < test_start], test_events], ignore_index=True)
+        source_counts["train_events_after_test_start"] = late
     log.info("dataset %s: %d events from %s", name, len(events), folder)
-    return DatasetSource(name, folder, events, sha, test_start)
+    return DatasetSource(name, folder, events, sha, test_start), source_counts
 
 
 def prepare_in_memory(cfg: TrainRunConfig) -> InMemoryData:
-    source = read_source(cfg)
+    source, source_counts = read_source(cfg)
     dates = split_dates(source.events, cfg.split, source.test_start)
     labels = make_labels(source.events, dates, cfg.labels)
     train_window = labels.events[naive_utc(labels.events["ts"]) < np.datetime64(dates.val_start.tz_localize(None), "us")]
@@ -105,4 +111,4 @@ def prepare_in_memory(cfg: TrainRunConfig) -> InMemoryData:
     log.info("split %s; windows train %d, val %d, test %d; catalogue %d products",
              dates.to_dict(), *(len(datasets[s]) for s in (TRAIN, VAL, TEST)), len(encoder.products))
     return InMemoryData(source, dates, counts, encoder, datasets, model_config(cfg, encoder),
-                        labels=labels, cfg=cfg)
+                        labels=labels, cfg=cfg, source_counts=source_counts)
