@@ -17,7 +17,6 @@ from events.config_io import load_config
 from training.train import train
 
 log = logging.getLogger("demo")
-PORT = 3917
 
 
 def sample_request(events: pd.DataFrame) -> dict:
@@ -42,18 +41,22 @@ def main() -> int:
 
     from events.loaders import read_events
     from events.source import dataset_files
-    from serving.process import start_server, stop_server, wait_until_ready
+    from serving.process import free_port, start_server, stop_server, wait_until_ready
 
     d = cfg.data
     events_path = dataset_files(d.path, d.test_path, d.name, d.simulate_events, d.simulate_seed,
                                 cfg.labels.churn_horizon_days)[2]
     request = sample_request(read_events(events_path))
     # Serve the version just trained (the challenger); production serves the champion by default.
-    server = start_server(PORT, {"MLFLOW_TRACKING_URI": result["tracking_uri"], "SIGNALS_MODEL_ALIAS": "challenger"})
+    port = free_port()  # never a fixed port: another server there would answer in our place
+    server = start_server(port, {"MLFLOW_TRACKING_URI": result["tracking_uri"], "SIGNALS_MODEL_ALIAS": "challenger"})
     try:
-        wait_until_ready(f"http://127.0.0.1:{PORT}", timeout_s=120)
-        response = httpx.post(f"http://127.0.0.1:{PORT}/predict", json=request, timeout=30)
+        wait_until_ready(f"http://127.0.0.1:{port}", timeout_s=120, proc=server)
+        response = httpx.post(f"http://127.0.0.1:{port}/predict", json=request, timeout=30)
         response.raise_for_status()
+        answered = response.json()["model"]
+        if (answered["version"], answered["run_id"]) != (str(reg["version"]), result["model_run_id"]):
+            raise RuntimeError(f"the server on port {port} answered with {answered}, not the version just trained")
         print(f"\nPOST /predict for user {request['user_id']} ({len(request['events'])} recent events):")
         print(json.dumps(response.json(), indent=2))
     finally:
