@@ -46,7 +46,7 @@ timestamp:
   format: "%Y-%m-%d %H:%M:%S UTC"
 """
 
-# `signals load` exactly as training/cli.py runs it, minus importing the other subcommands (whose module
+# `signals load` exactly as cli/main.py runs it, minus importing the other subcommands (whose module
 # tops are standard library only, so they add nothing to the memory measured here). The peak is the
 # process's own VmHWM: ru_maxrss from wait4 would also count the benchmark process it was forked from.
 REPORT_PEAK = """
@@ -58,13 +58,13 @@ atexit.register(report_peak)
 """
 LOAD_COMMAND = REPORT_PEAK + """
 import argparse
-from training.commands import load
+from cli.commands import load
 parser = argparse.ArgumentParser(prog="signals load")
 load.add_arguments(parser)
 sys.exit(load.run(parser.parse_args(sys.argv[1:])))
 """
 IMPORT_ONLY = REPORT_PEAK + """
-import training.loaders.pipeline, training.loaders.formats.mapped, training.loaders.formats.rees46
+import events.loaders.pipeline, events.loaders.formats.mapped, events.loaders.formats.rees46
 """
 
 
@@ -124,6 +124,7 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the generated CSVs and outputs")
     args = parser.parse_args()
 
+    args.workdir = args.workdir.resolve()  # the loads run in the repository root
     args.workdir.mkdir(parents=True, exist_ok=True)
     mapping = args.workdir / "rees46-without-sessions.yaml"
     mapping.write_text(SESSIONLESS_MAPPING)

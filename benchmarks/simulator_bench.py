@@ -19,10 +19,12 @@ import sys
 import tempfile
 from pathlib import Path
 
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
 # Runs inside the child process: simulate, then print what it cost.
 CHILD = """
 import json, resource, sys, time
-from training.cli import main
+from cli.main import main
 started = time.perf_counter()
 code = main(sys.argv[1:])
 wall = time.perf_counter() - started
@@ -35,7 +37,11 @@ print(json.dumps({"code": code, "wall_s": wall, "cpu_s": usage.ru_utime + usage.
 def run_one(events: int, seed: int, out_dir: Path) -> dict[str, float]:
     command = [sys.executable, "-c", CHILD, "simulate", "--events", str(events),
                "--seed", str(seed), "--out", str(out_dir), "--no-progress"]
-    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    # The child imports this checkout's packages from wherever the benchmark is started.
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
+    if done.returncode != 0:
+        raise SystemExit(f"failed: signals simulate --events {events} (exit {done.returncode})\n{done.stderr[-4000:]}")
     figures = json.loads(done.stdout.strip().splitlines()[-1])
     summary = json.loads((out_dir / "simulation.json").read_text())["summary"]
     sizes = {p.name: p.stat().st_size for p in out_dir.glob("*.parquet")}

@@ -1,6 +1,6 @@
 """Does torch.jit.trace or torch.compile speed up the served forward pass? Measured, not assumed.
 
-    python -m benchmarks.serving.compile_check [--bundle DIR]
+    python -m benchmarks.serving.compile_check [--bundle DIR] [--products 50000] [--repeats 200] [--batches 1 32]
 
 Times the forward pass the server runs (encoder over the window, the last position through every head,
 log-softmax over the catalogue, top-k) at batch 1 and 32, one intra-op thread as in the server, in
@@ -55,21 +55,23 @@ def latencies_ms(fn, repeats: int, warmup: int) -> np.ndarray:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bundle", type=Path)
+    parser.add_argument("--products", type=int, default=50_000, help="catalogue of the realistic bundle (without --bundle)")
+    parser.add_argument("--repeats", type=int, default=200, help="timed calls per variant")
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, 32], help="batch sizes timed")
     args = parser.parse_args()
-    from models.predictor import SignalPredictor
 
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
         bundle = args.bundle
         if bundle is None:
             from benchmarks.serving.realistic_bundle import build
-            bundle = build(Path(tmp) / "bundle")
+            bundle = build(Path(tmp) / "bundle", n_products=args.products)
         predictor = SignalPredictor.from_bundle(bundle)
     model = predictor.model
     eager = ServedForward(predictor).eval()
     print("| batch | eager ms | jit.trace ms | torch.compile ms | compile time s |")
     print("|---:|---:|---:|---:|---:|")
-    for batch in (1, 32):
+    for batch in args.batches:
         features = torch.randint(1, 3, (len(FEATURES), batch, model.cfg.max_len))  # (F, B, L), ids valid everywhere
         gap = torch.rand(batch)
         with torch.inference_mode():
@@ -82,7 +84,7 @@ def main() -> None:
             for variant in (traced, compiled):
                 for a, b in zip(reference, variant(features, gap)):
                     torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
-            row = [float(np.median(latencies_ms(lambda m=m: m(features, gap), repeats=200, warmup=10)))
+            row = [float(np.median(latencies_ms(lambda m=m: m(features, gap), repeats=args.repeats, warmup=10)))
                    for m in (eager, traced, compiled)]
         print(f"| {batch} | {row[0]:.2f} | {row[1]:.2f} | {row[2]:.2f} | {compile_s:.0f} |")
 

@@ -1,9 +1,10 @@
 """Serving benchmark: latency and throughput of POST /predict against the in-process cost of the model.
 
     python -m benchmarks.serving.run [--bundle DIR] [--duration 20] [--users 1 8 32] [--env KEY=VALUE ...]
+    python -m benchmarks.serving.run --products 2000 --repeats 20 --duration 3 --users 1   # seconds: a smoke run
 
 1. A realistic bundle (50,000 products, window 50, random weights: benchmarks/serving/realistic_bundle.py)
-   unless --bundle names one.
+   unless --bundle names one (--products sizes its catalogue).
 2. In process, with the server's thread settings: the raw forward pass (+ top-k) of one shopper, and the
    whole engine (history, encoding, forward, filters, response objects) for one request.
 3. `bentoml serve` (serving/process.py) and, in its own process, locust headless at each concurrency:
@@ -57,14 +58,14 @@ def in_process_ms(bundle: Path, bodies: list[dict], threads: int, repeats: int =
     from benchmarks.serving.compile_check import ServedForward, latencies_ms
     from models.encoding import FEATURES
     from serving.engine import SignalsEngine
-    from serving.schemas import ModelIdentity, ShopperRequest
+    from serving.api_types import ModelIdentity, ShopperRequest
     from serving.segments import load_rules
     from serving.settings import DEFAULT_SEGMENTS_CONFIG
 
     torch.set_num_threads(threads)
     engine = SignalsEngine.from_bundle(bundle, ModelIdentity(name="bench", version=None, run_id=None),
                                        load_rules(DEFAULT_SEGMENTS_CONFIG))
-    served_forward = ServedForward(engine.scorer).eval()
+    served_forward = ServedForward(engine.predictor).eval()
     features = torch.ones(len(FEATURES), 1, engine.window, dtype=torch.long)  # (F, 1, L): one full window
 
     @torch.inference_mode()
@@ -75,7 +76,7 @@ def in_process_ms(bundle: Path, bodies: list[dict], threads: int, repeats: int =
     now = [datetime.now(UTC)]
 
     def timed(fn) -> np.ndarray:
-        return latencies_ms(fn, repeats, warmup=20)
+        return latencies_ms(fn, repeats, warmup=min(20, repeats))
 
     raw = timed(forward)
     shoppers = itertools.cycle(requests)
@@ -106,6 +107,8 @@ def main() -> None:
     parser.add_argument("--users", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--env", nargs="*", default=[], metavar="KEY=VALUE", help="server environment, e.g. SIGNALS_MAX_BATCH_SIZE=1")
     parser.add_argument("--json", type=Path, help="write the figures here")
+    parser.add_argument("--products", type=int, default=50_000, help="catalogue of the realistic bundle (without --bundle)")
+    parser.add_argument("--repeats", type=int, default=300, help="timed calls per in-process figure")
     args = parser.parse_args()
 
     from models.bundle import load_bundle
@@ -121,14 +124,14 @@ def main() -> None:
         bundle = args.bundle
         if bundle is None:
             from benchmarks.serving.realistic_bundle import build
-            bundle = build(tmp / "bundle")
+            bundle = build(tmp / "bundle", n_products=args.products)
         env = {"SIGNALS_BUNDLE": str(bundle.resolve()), "BENTOML_HOME": str(tmp / "bentoml"),
                **dict(item.split("=", 1) for item in args.env)}
         _, encoder, _ = load_bundle(bundle)
         bodies = shopper_bodies(encoder, 512)
         (tmp / "bodies.json").write_text(json.dumps(bodies))
         threads = ServingSettings.from_env(env).torch_threads
-        results = {"in_process": in_process_ms(bundle, bodies, threads), "http": [], "server_env": args.env,
+        results = {"in_process": in_process_ms(bundle, bodies, threads, args.repeats), "http": [], "server_env": args.env,
                    "load_average": os.getloadavg()}
         port = free_port()
         proc = start_server(port, env, log_file=tmp / "server.log")

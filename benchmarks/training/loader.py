@@ -2,9 +2,9 @@
 
     .venv/bin/python benchmarks/training/loader.py --events 1000000 --workers 0 2 --batches 200
 
-Data: `training.fitting.prepare` on the simulated dataset of `--events` events (the run's own split,
+Data: `training.training_data.prepare` on the simulated dataset of `--events` events (the run's own split,
 labels and encoder). Two ways to build a batch of B windows, through the same DataLoader settings
-as `training.fitting.fit` (shuffled, `collate`, workers):
+as `training.lightning_fit.fit` (shuffled, `collate`, workers):
 - `gathered`: `WindowDataset.__getitems__`, the whole batch with array indexing (what training uses);
 - `per-window`: B single `__getitem__` calls stacked by `collate` (the DataLoader's default path,
   forced by hiding `__getitems__`), i.e. per-window Python as before the batched gather.
@@ -25,10 +25,10 @@ from torch.utils.data import DataLoader, Dataset
 REPO_ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO_ROOT))
 
-from training.config import TrainConfig  # noqa: E402
-from training.config_io import load_config  # noqa: E402
-from training.fitting import prepare  # noqa: E402
+from events.config_io import load_config  # noqa: E402
+from training.config import TrainRunConfig  # noqa: E402
 from training.labels import TRAIN  # noqa: E402
+from training.training_data import prepare  # noqa: E402
 from training.windows import WindowDataset, collate  # noqa: E402
 
 
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--json", type=Path)
     args = p.parse_args(argv)
-    cfg = load_config(TrainConfig, None, [f"data.simulate_events={args.events}"])
+    cfg = load_config(TrainRunConfig, None, [f"data.simulate_events={args.events}"])
     ds = prepare(cfg).datasets[TRAIN]
     print(f"# {len(ds):,} training windows of up to {ds.window} events; batch {args.batch}", flush=True)
     results = []

@@ -3,10 +3,10 @@
     python benchmarks/training/sampled_vs_full.py --device cuda --events 2000000 --products 100000 --seeds 5 6
     python benchmarks/training/sampled_vs_full.py --eval-check            # 1,000,000-product ranking on CPU
 
-Simulated data (same seed), one `training.fitting.prepare`, then for each loss and seed one
-`training.fitting.fit` (the production training: SignalsModule, early stopping on validation, the best
+Simulated data (same seed), one `training.training_data.prepare`, then for each loss and seed one
+`training.lightning_fit.fit` (the production training: SignalsModule, early stopping on validation, the best
 epoch restored) with only `train.next_loss` / `train.n_negatives` / `train.seed` changed. The model is
-evaluated on TEST with `training.predict.predict`: Recall@20 and MRR@20 of the next product over the
+evaluated on TEST with `training.window_predictions.predict`: Recall@20 and MRR@20 of the next product over the
 whole catalogue, pessimistic ties, targets unseen in training dropped (as in `training.comparison`).
 Relative loss = 1 - sampled / full, per seed and of the means over seeds.
 
@@ -34,17 +34,18 @@ import lightning as L  # noqa: E402
 
 from models.network import ModelConfig, SessionSignalsModel  # noqa: E402
 from models.ranking import chunked_ranks, rank_metrics  # noqa: E402
-from training.config import TrainConfig  # noqa: E402
-from training.config_io import load_config  # noqa: E402
-from training.fitting import fit, popularity_log_prob, prepare  # noqa: E402
+from events.config_io import load_config  # noqa: E402
+from training.config import TrainRunConfig  # noqa: E402
 from training.labels import TEST  # noqa: E402
-from training.predict import predict  # noqa: E402
+from training.lightning_fit import fit  # noqa: E402
+from training.training_data import prepare  # noqa: E402
+from training.window_predictions import predict  # noqa: E402
 
 
 def simulate(out: Path, events: int, products: int, seed: int) -> Path:
     if not (out / "events.parquet").is_file():
-        from training.simulator import load_simulator_config
-        from training.simulator import simulate as run
+        from events.simulator import load_simulator_config
+        from events.simulator import simulate as run
 
         t = time.perf_counter()
         run(load_simulator_config(None, [f"seed={seed}", f"catalogue.n_products={products}"]), out, target_events=events)
@@ -52,7 +53,7 @@ def simulate(out: Path, events: int, products: int, seed: int) -> Path:
     return out
 
 
-def train_one(cfg: TrainConfig, p, log_q: torch.Tensor, device: str) -> dict:
+def train_one(cfg: TrainRunConfig, p, log_q: torch.Tensor, device: str) -> dict:
     L.seed_everything(cfg.train.seed, workers=True)
     t = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
@@ -104,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--d-model", type=int, default=64)
     p.add_argument("--negatives", type=int, nargs="+", default=[8192])
     p.add_argument("--no-compile", dest="compile", action="store_false", help="eager step on the GPU too")
-    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="more TrainConfig overrides")
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="more TrainRunConfig overrides")
     p.add_argument("--sampled-only", action="store_true", help="skip the full softmax (exploring settings)")
     p.add_argument("--workers", type=int, default=6)
     p.add_argument("--json", type=Path)
@@ -121,14 +122,14 @@ def main(argv: list[str] | None = None) -> int:
     data = simulate(args.data / f"sim-{args.events}-p{args.products}-seed{args.data_seed}", args.events, args.products,
                     args.data_seed)
     gpu = args.device == "cuda"
-    cfg = load_config(TrainConfig, None, [
+    cfg = load_config(TrainRunConfig, None, [
         f"data.path={data}", f"model.encoder={args.encoder}", f"model.d_model={args.d_model}",
         f"model.n_layers={1 if args.encoder == 'gru' else 2}", f"train.max_epochs={args.epochs}",
         f"train.batch_size={args.batch}", f"train.lr={args.lr}", f"train.num_workers={args.workers}",
         f"train.accelerator={'gpu' if gpu else 'cpu'}", f"train.precision={'bf16-mixed' if gpu else '32-true'}",
         f"train.compile={gpu and args.compile}", "train.progress_bar=false", *args.set])
     prepared = prepare(cfg)
-    log_q = torch.from_numpy(popularity_log_prob(prepared.encoder, prepared.train_window))
+    log_q = torch.from_numpy(prepared.log_popularity())
     results = []
     for seed in args.seeds:
         full = [] if args.sampled_only else [("full", cfg.train.n_negatives)]

@@ -2,6 +2,8 @@
 
     python benchmarks/training/streaming_memory.py --source DIR_WITH_20M_EVENTS --work /tmp/stream-mem
     python benchmarks/training/streaming_memory.py --simulate 20000000 --work /tmp/stream-mem   # simulate first
+    python benchmarks/training/streaming_memory.py --simulate 20000 --sizes 10000 20000 --in-memory-max 20000 \
+        --train-batches 2 --eval --work /tmp/stream-mem-smoke                                   # seconds: a smoke run
 
 The sizes are prefixes of one simulated file (the first customers whose events reach N: the file is
 sorted by user), so the data grows by customers over the same 60 days and the same catalogue.
@@ -12,8 +14,9 @@ For each size, phases run in their own subprocess, and each reports its own peak
   (num_workers=0, so one process holds everything), `--train-batches` optimizer steps of a tiny
   SignalsModule (d_model 16, sampled softmax) on them, and with `--eval` the streamed TEST
   evaluation (`evaluate_streaming`) over every partition;
-- `in-memory` (only at `--in-memory-max` events or fewer): `training.fitting.prepare` as it is, and the
+- `in-memory` (only at `--in-memory-max` events or fewer): `training.training_data.prepare` as it is, and the
   same pass over its TRAIN windows, for contrast.
+Exits 1 when a phase failed (its row says ERROR), after printing every figure.
 """
 from __future__ import annotations
 
@@ -66,21 +69,21 @@ def prefix(source: Path, out: Path, n_events: int) -> int:
 
 
 def config(data: Path, work: Path, streaming: bool):
-    from training.config import TrainConfig
-    from training.config_io import load_config
+    from events.config_io import load_config
+    from training.config import TrainRunConfig
 
-    return load_config(TrainConfig, None, [
+    return load_config(TrainRunConfig, None, [
         f"data.path={data}", f"data.streaming={str(streaming).lower()}", f"data.partition_dir={work / 'partitions'}",
         "model.d_model=16", "train.next_loss=sampled", "train.n_negatives=256", "train.batch_size=256",
         f"output_dir={work / 'runs'}"])
 
 
 def phase_repartition(data: Path, work: Path) -> dict:
-    from training.streaming.partitions import auto_partitions, count_rows, repartition
+    from events.partitions import auto_partitions, count_rows, repartition
     from training.streaming.prepare import partition_sources
 
     cfg = config(data, work, True)
-    _, sources, _, _ = partition_sources(cfg)
+    _, _, sources, _, _ = partition_sources(cfg)
     k = auto_partitions(count_rows([Path(s.path) for s in sources]), cfg.data.partition_events)
     shutil.rmtree(work / "partitions", ignore_errors=True)  # measure a real repartitioning, not a reuse
     t = time.perf_counter()
@@ -92,12 +95,11 @@ def phase_stream(data: Path, work: Path, train_batches: int, evaluate: bool) -> 
     import torch
     from torch.utils.data import DataLoader
 
-    from training.config_io import to_dict
-    from training.fitting import prepared_from_streaming
+    from events.config_io import to_dict
     from training.labels import TRAIN
     from training.module import SignalsModule
-    from training.streaming.evaluate import evaluate_streaming
     from training.streaming.prepare import prepare_streaming
+    from training.streaming.streamed_test import evaluate_streaming
     from training.windows import collate
 
     torch.manual_seed(0)
@@ -107,7 +109,7 @@ def phase_stream(data: Path, work: Path, train_batches: int, evaluate: bool) -> 
     s = prepare_streaming(cfg)
     out |= {"prepare_s": time.perf_counter() - t, "rss_after_prepare_gib": gib(), "partitions": len(s.ctx.files),
             "products": len(s.encoder.products)}
-    module = SignalsModule(prepared_from_streaming(cfg, s).model_cfg.to_dict(), to_dict(cfg.train),
+    module = SignalsModule(s.model_cfg.to_dict(), to_dict(cfg.train),
                            torch.from_numpy(s.log_popularity()))
     opt = torch.optim.AdamW(module.parameters(), lr=1e-3)
     t = time.perf_counter()
@@ -135,7 +137,7 @@ def phase_in_memory(data: Path, work: Path) -> dict:
     from torch.utils.data import DataLoader
 
     from training.labels import TRAIN
-    from training.fitting import prepare
+    from training.training_data import prepare
     from training.windows import collate
 
     cfg = config(data, work, False)
@@ -190,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     if source is None:
         source = args.work / "source"
         if not (source / "events.parquet").is_file():
-            from training.simulator import load_simulator_config, simulate
+            from events.simulator import load_simulator_config, simulate
 
             simulate(load_simulator_config(None, [f"seed={args.seed}"]), source, target_events=args.simulate or max(args.sizes))
     rows = []
@@ -216,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{r.get('wall_s', float('nan')):7.0f}  {note}")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
-    return 0
+    return 1 if any("error" in r for r in rows) else 0
 
 
 if __name__ == "__main__":

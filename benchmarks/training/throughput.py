@@ -12,11 +12,12 @@ events/s = B x L / step time; peak GPU memory from torch.cuda.max_memory_allocat
 Modes, all on one `SignalsModule` (its model, its losses, its log Q buffer, its weights):
 - `eager`: `module.train_loss(batch)` + backward + fused AdamW in a plain loop, bf16 autocast on a GPU.
 - `compiled`: the same with `train.compile=true` (the module compiles its own step).
-- `lightning`: `Trainer.fit` with the compiled module, as `training.fitting.fit` runs it (bf16-mixed,
+- `lightning`: `Trainer.fit` with the compiled module, as `training.lightning_fit.fit` runs it (bf16-mixed,
   `--deterministic` as `train.deterministic`, fused AdamW from `configure_optimizers`, the module's own
   logging), over a DataLoader of pre-collated pinned batches; the time of the last `--steps` steps is
   measured by a callback.
 On a GPU, `--check-syncs` runs one eager step under torch.cuda.set_sync_debug_mode("error").
+A failing case is printed with its error and the others still run; the exit code is then 1.
 """
 from __future__ import annotations
 
@@ -241,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{r['events_per_s']:12,.0f} {r['peak_gib']:8.2f}")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
-    return 0
+    return 1 if any("error" in r for r in results) else 0
 
 
 if __name__ == "__main__":
