@@ -67,6 +67,41 @@ def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def loggable(config: Any) -> dict[str, Any]:
+    """A config as flat params for MLflow, every URI's password and secret query values redacted."""
+    return flatten(redacted(to_dict(config)))
+
+
+def redacted(d: dict[str, Any]) -> dict[str, Any]:
+    """A (nested) config dict with every URI value passed through `redact_uri`."""
+    return {k: redacted(v) if isinstance(v, dict) else redact_uri(v) if isinstance(v, str) and "://" in v else v
+            for k, v in d.items()}
+
+
+SECRET_QUERY_KEYS = ("password", "passwd", "pwd", "token", "secret", "key", "access_token", "api_key")
+
+
+def redact_uri(uri: str) -> str:
+    """`scheme://user:***@host/...?token=***`: the one helper every log line, parameter, tag and error
+    message that shows a URI goes through (tracking stores, Optuna storages)."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(uri)
+    except ValueError:
+        return uri
+    netloc = parts.netloc
+    if parts.password is not None:
+        netloc = netloc.replace(f":{parts.password}@", ":***@", 1)
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        query = urlencode([(k, "***" if k.lower() in SECRET_QUERY_KEYS else v) for k, v in pairs], safe="*")
+    if (netloc, query) == (parts.netloc, parts.query):
+        return uri  # nothing secret; rebuilding would turn sqlite:/// into sqlite:/
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
 def _set_dotted(raw: dict[str, Any], key: str, value: Any) -> None:
     *parents, leaf = key.split(".")
     node = raw

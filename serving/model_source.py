@@ -52,14 +52,15 @@ def registry_model(settings: ServingSettings, dst: Path) -> tuple[Path, ModelIde
     import mlflow
     from mlflow.exceptions import MlflowException
 
+    from events.config_io import redact_uri
     from registry import download_bundle, resolve_uri
 
     uri = resolve_uri(settings.tracking_uri)
     mlflow.set_tracking_uri(uri)
-    log.info("serving %s@%s from %s", settings.model_name, settings.model_alias, uri)
+    log.info("serving %s@%s from %s", settings.model_name, settings.model_alias, redact_uri(uri))
     try:
         path, version = download_bundle(settings.model_name, settings.model_alias, dst)
     except MlflowException as err:
-        raise RuntimeError(f"cannot load {settings.model_name}@{settings.model_alias} from {uri}: {err.message}; "
+        raise RuntimeError(f"cannot load {settings.model_name}@{settings.model_alias} from {redact_uri(uri)}: {err.message}; "
                            "train one (`signals train`) or point SIGNALS_BUNDLE at a bundle folder") from err
     return path, ModelIdentity(name=version["model_name"], version=version["model_version"], run_id=version["run_id"])

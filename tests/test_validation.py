@@ -370,3 +370,17 @@ def test_training_events_overlapping_a_test_file_are_counted_not_silently_lost(t
         data = prepare_in_memory(cfg)
     assert data.lineage_counts()["train_events_after_test_start"] == len(late)
     assert f"{len(late)} of {len(events)} training events" in caplog.text
+
+
+def test_secrets_in_uris_never_reach_params_or_logs() -> None:
+    from events.config_io import loggable, redact_uri
+    from training.config import TrainRunConfig
+
+    assert redact_uri("postgresql://bob:s3cret@db:5432/optuna") == "postgresql://bob:***@db:5432/optuna"
+    assert redact_uri("http://mlflow:8080/?token=abc&x=1") == "http://mlflow:8080/?token=***&x=1"
+    assert redact_uri("sqlite:///mlruns/mlflow.db") == "sqlite:///mlruns/mlflow.db"
+    cfg = TrainRunConfig()
+    cfg.tracking.uri = "https://alice:hunter2@mlflow.internal"
+    params = loggable(cfg)
+    assert params["tracking.uri"] == "https://alice:***@mlflow.internal"
+    assert not any("hunter2" in str(v) for v in params.values())

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from lightning.pytorch.loggers import MLFlowLogger
 
-from events.config_io import flatten, to_dict
+from events.config_io import loggable
 from training import tracking
 from training.config import TrainRunConfig
 from training.intervals import warn_if_too_small
@@ -41,13 +41,13 @@ def train(cfg: TrainRunConfig, callbacks: list | None = None, parent_run_id: str
     key = source.dataset_key(dates)
     with mlflow.start_run(run_name=f"train-{source.name}", parent_run_id=parent_run_id,
                           nested=parent_run_id is not None) as parent:
-        mlflow.log_params(flatten(to_dict(cfg)))
+        mlflow.log_params(loggable(cfg))
         tracking.log_lineage(source, dates, data.lineage_counts())
         mlflow.set_tags({"dataset": source.name, "dataset_key": key, "role": "parent", "data_path": data.kind})
         with mlflow.start_run(run_name="model", nested=True) as run:
             run_id = run.info.run_id
             mlflow.set_tags({"method": "model", "encoder": cfg.model.encoder, "dataset": source.name})
-            mlflow.log_params(flatten(to_dict(cfg)))
+            mlflow.log_params(loggable(cfg))
             logger = MLFlowLogger(experiment_name=cfg.tracking.experiment, tracking_uri=uri, run_id=run_id)
             module, best_val = fit(cfg, data, torch.from_numpy(log_popularity), logger, checkpoint_dir(cfg, run_id),
                                    callbacks)

@@ -29,7 +29,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from training.config import TrainRunConfig
-    from events.config_io import load_config
+    from events.config_io import load_config, redact_uri
     from training.train import train
 
     overrides = run_overrides(args)
@@ -47,5 +47,6 @@ def run(args: argparse.Namespace) -> int:
     reg = result["registration"]
     if reg:
         print(f"registered {reg['model_name']} v{reg['version']} ({'champion' if reg['champion'] else 'challenger'}): {reg['reason']}")
-    print(f"MLflow: {result['tracking_uri']}  parent run {result['parent_run_id']}  (mlflow ui --backend-store-uri {result['tracking_uri']})")
+    uri = redact_uri(result["tracking_uri"])
+    print(f"MLflow: {uri}  parent run {result['parent_run_id']}  (mlflow ui --backend-store-uri {uri})")
     return 0

@@ -20,7 +20,7 @@ import optuna
 import yaml
 from optuna.trial import TrialState
 
-from events.config_io import flatten, to_dict
+from events.config_io import loggable, redacted, to_dict
 from events.errors import UserFacingError
 from training.tuning.config import TuneRunConfig, apply_params, default_study_name
 from training.tuning.objective import Objective
@@ -46,11 +46,11 @@ def tune(cfg: TuneRunConfig, verbose: bool = False) -> dict[str, Any]:
     handler = StaleTrialHandler(section.max_retry)
     storage = make_storage(url, section, handler)
     study, created = open_study(storage, name, section)
-    params = {k: v for k, v in flatten(to_dict(cfg)).items()
+    params = {k: v for k, v in loggable(cfg).items()
               if not k.startswith(("tune.search_space", "tune.enqueue", "tune.trials", "tune.timeout",
                                    "tune.storage", "tune.retrain"))}
     tracker = StudyTracker(cfg.tracking, study, created, redact(url), params,
-                           yaml.safe_dump(to_dict(cfg), sort_keys=False))
+                           yaml.safe_dump(redacted(to_dict(cfg)), sort_keys=False))
     handler.on_stale = tracker.on_stale
     if created:
         for point in section.enqueue:

@@ -21,6 +21,7 @@ import optuna
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 
+from events.config_io import redact_uri
 from events.errors import UserFacingError
 from training.tuning.config import PrunerConfig, SamplerConfig, TuneConfig
 
@@ -54,12 +55,7 @@ def with_available_driver(url: str) -> str:
 
 def redact(url: str) -> str:
     """The URL without its password, for logs and MLflow tags."""
-    try:
-        from sqlalchemy.engine import make_url
-
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001 - a URL SQLAlchemy cannot parse has nothing to hide from it either
-        return url
+    return redact_uri(url)
 
 
 class StaleTrialHandler:
