@@ -16,6 +16,8 @@ from events.schema import EVENTS_FILE
 
 log = logging.getLogger(__name__)
 GENERATED = Path("data/generated")
+# Written last by `signals load` and `signals simulate`: without one, the events may be partial or stale.
+FINISHED_MARKERS = ("load_report.json", "simulation.json")
 
 
 @dataclass
@@ -44,6 +46,9 @@ def events_file(path: Path, field: str = "data.path") -> Path:
     file = path / EVENTS_FILE if path.is_dir() else path
     if not file.is_file():
         raise UserFacingError(f"{field}: no {EVENTS_FILE} in {path} (make one with `signals load` or `signals simulate`)")
+    if not any((file.parent / name).is_file() for name in FINISHED_MARKERS):
+        raise UserFacingError(f"{field}: {file.parent} holds no finished load ({' or '.join(FINISHED_MARKERS)} is "
+                              "missing, e.g. a load was killed): run `signals load` or `signals simulate` again")
     return file
 
 

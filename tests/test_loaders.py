@@ -146,3 +146,43 @@ def test_online_retail(shared_datasets: Path, tmp_path: Path) -> None:
     # invoice times are UK wall-clock: 2011-07-01 08:16 BST is 07:16 UTC
     summer = kept["InvoiceDate"] == pd.Timestamp("2011-07-01 08:16")
     assert (events.loc[summer.to_numpy(), "ts"] == pd.Timestamp("2011-07-01 07:16", tz="UTC")).all()
+
+
+def test_a_load_that_dies_midway_leaves_the_earlier_load_whole(tmp_path: Path, monkeypatch) -> None:
+    """The new load is written beside the folder and renamed into place at the end: a load killed
+    midway never leaves stale events without their report, nor a half-written table under --out."""
+    from events.loaders import pipeline
+
+    out = tmp_path / "rees46"
+    first = load_events("rees46", [SHIPPED_REES46], out)
+    before = (out / EVENTS_FILE).read_bytes(), (out / REPORT_FILE).read_text()
+
+    def dies(tables, events, stats):
+        for table in tables:
+            events.write(table)
+            raise KeyboardInterrupt  # the load is stopped after its first chunk
+    monkeypatch.setattr(pipeline, "_write_all", dies)
+    with pytest.raises(KeyboardInterrupt):
+        load_events("rees46", [SHIPPED_REES46], out, ts_min="2019-10-01")
+    assert ((out / EVENTS_FILE).read_bytes(), (out / REPORT_FILE).read_text()) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rees46"]  # no partial folder left behind
+    assert first.rows_read == LoadReport.read(out / REPORT_FILE).rows_read
+
+
+def test_training_refuses_events_without_a_finished_load(tmp_path: Path) -> None:
+    from events.errors import UserFacingError
+    from events.source import events_file
+
+    load_events("rees46", [SHIPPED_REES46], tmp_path / "load")
+    (tmp_path / "load" / REPORT_FILE).unlink()  # what a load killed by an older version left behind
+    with pytest.raises(UserFacingError, match="holds no finished load"):
+        events_file(tmp_path / "load")
+
+
+def test_a_load_never_replaces_a_folder_it_did_not_write(tmp_path: Path) -> None:
+    from events.errors import UserFacingError
+
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(UserFacingError, match="holds files a load did not write"):
+        load_events("rees46", [SHIPPED_REES46], tmp_path)
+    assert (tmp_path / "notes.txt").read_text() == "mine"

@@ -26,7 +26,7 @@ from events.partitions import Manifest, partition_of, partition_path, MANIFEST
 from training.in_memory import prepare_in_memory
 from training.streaming.prepare import prepare_streaming
 from training.windows import split_batch
-from tests.factories import random_events, tiny_run_overrides
+from tests.factories import mark_finished, random_events, tiny_run_overrides
 
 K = 5
 
@@ -49,6 +49,7 @@ def both(tmp_path_factory):
     with pq.ParquetWriter(data / "events.parquet", CANONICAL_SCHEMA) as w:  # several row groups, like the simulator
         for start in range(0, table.num_rows, 1000):
             w.write_table(table.slice(start, 1000))
+    mark_finished(events, data)
     cfg = config(data, tmp)
     return cfg, prepare_in_memory(cfg), prepare_streaming(cfg), tmp
 

@@ -7,6 +7,8 @@ or a partition in memory.
 """
 from __future__ import annotations
 
+import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -51,24 +53,63 @@ def load_events(format: str, inputs: list[Path | str], out_dir: Path | str, **op
         ts_max=load_options.ts_max or source.ts_max,
     )
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / REPORT_FILE).unlink(missing_ok=True)  # a directory without a report holds no finished load
+    check_replaceable(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    # Written beside the target and renamed into place at the end: a killed load leaves the previous
+    # finished load (or nothing) under out_dir, never a mix of old and new files.
+    work = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.partial-"))
+    try:
+        report = _load_into(source, paths, rules, load_options, work, out_dir)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    replace_folder(work, out_dir)
+    return report
 
+
+LOAD_FILES = {EVENTS_FILE, REJECTED_FILE, REPORT_FILE}
+
+
+def check_replaceable(out_dir: Path) -> None:
+    """A load may replace an empty folder or an earlier load, never a folder holding anything else."""
+    if out_dir.exists():
+        if not out_dir.is_dir():
+            raise UserFacingError(f"--out {out_dir}: exists and is not a folder")
+        others = sorted(p.name for p in out_dir.iterdir() if p.name not in LOAD_FILES)
+        if others:
+            raise UserFacingError(f"--out {out_dir}: holds files a load did not write ({', '.join(others[:5])}); "
+                                  "choose an empty folder or an earlier load's folder")
+
+
+def replace_folder(new: Path, target: Path) -> None:
+    """Put the finished folder `new` at `target`, moving any earlier one out of the way first."""
+    old = None
+    if target.exists():
+        old = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.replaced-"))
+        os.replace(target, old / target.name)
+    os.replace(new, target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _load_into(source: Source, paths: list[Path], rules: Rules, load_options: LoadOptions, work: Path,
+               out_dir: Path) -> LoadReport:
+    """Write events, rejected rows and the report into `work`; the report names `out_dir`, their final home."""
     stats = LoadStats()
     columns = list(dict.fromkeys(name for item in source.inputs for name in item.reader.columns))
-    with ParquetSink(out_dir / EVENTS_FILE, CANONICAL_SCHEMA) as events, \
-            ParquetSink(out_dir / REJECTED_FILE, rejected_schema(columns)) as rejected:
+    with ParquetSink(work / EVENTS_FILE, CANONICAL_SCHEMA) as events, \
+            ParquetSink(work / REJECTED_FILE, rejected_schema(columns)) as rejected:
         accepted = _judged_chunks(source, rules, rejected, stats)
         if source.has_session_ids:
             _write_all(accepted, events, stats)
         else:
             partitions = partition_count(sum(item.reader.size_hint_rows for item in source.inputs))
-            with tempfile.TemporaryDirectory(dir=out_dir, prefix=".partitions-") as spill_dir:
+            with tempfile.TemporaryDirectory(dir=work, prefix=".partitions-") as spill_dir:
                 spill = Path(spill_dir) / "by_user"
                 _write_all(sessionized(accepted, load_options.session_gap_minutes, partitions, spill), events, stats)
 
     report = _report(source, paths, out_dir, stats, load_options)
-    report.write(out_dir / REPORT_FILE)
+    report.write(work / REPORT_FILE)  # last: a folder with a report holds a finished load
     return report
 
 

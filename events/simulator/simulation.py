@@ -65,7 +65,7 @@ def simulate(config: SimulatorConfig, out_dir: str | Path, target_events: int | 
             bar.update((summary.events if target_events else summary.users) - before)
             index += 1
         result = summary.as_dict()
-        files.write_summary(dataclasses.asdict(config), result)
+    files.write_summary(dataclasses.asdict(config), result)  # last, after every file is closed: the "finished" mark
     log.info("wrote %d events (%d users, %d sessions) and the oracles to %s in %.1f s",
              result["events"], result["users"], result["sessions"], out_dir, time.perf_counter() - started)
     return result

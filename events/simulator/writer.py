@@ -88,6 +88,8 @@ class OutputFiles:
 
     def __init__(self, out_dir: Path) -> None:
         out_dir.mkdir(parents=True, exist_ok=True)
+        # An earlier run's summary would mark this run's files finished before they are.
+        (out_dir / SUMMARY_FILE).unlink(missing_ok=True)
         self.out_dir = out_dir
         self._writers = {
             "events": pq.ParquetWriter(out_dir / EVENTS_FILE, CANONICAL_SCHEMA),
