@@ -26,7 +26,8 @@ PACKAGED_ALIAS = "signals-bundle"
 def located_model(settings: ServingSettings) -> Iterator[tuple[Path, ModelIdentity]]:
     """The bundle folder (valid inside the `with`) and who it is."""
     if settings.bundle is not None:
-        yield settings.bundle, ModelIdentity(name=settings.bundle.name, version=None, run_id=None)
+        identity = settings.bundle_identity or {"name": settings.bundle.name, "version": None, "run_id": None}
+        yield settings.bundle, ModelIdentity(**identity)
         return
     packaged = packaged_model()
     if packaged is not None:
@@ -64,3 +65,17 @@ def registry_model(settings: ServingSettings, dst: Path) -> tuple[Path, ModelIde
         raise RuntimeError(f"cannot load {settings.model_name}@{settings.model_alias} from {redact_uri(uri)}: {err.message}; "
                            "train one (`signals train`) or point SIGNALS_BUNDLE at a bundle folder") from err
     return path, ModelIdentity(name=version["model_name"], version=version["model_version"], run_id=version["run_id"])
+
+
+def pin_registered_model(settings: ServingSettings, dst: Path) -> tuple[Path, ModelIdentity]:
+    """Resolve the alias to one version and fetch its bundle into `dst` once, before any worker starts:
+    every worker (and every worker restarted later) then loads the same version, and a missing alias or
+    deleted artifacts is one clear error at startup instead of workers failing over and over."""
+    path, identity = registry_model(settings, dst)
+    from models.bundle import load_bundle
+
+    try:
+        load_bundle(path)  # proves the artifacts are whole before the server promises anything
+    except (FileNotFoundError, OSError, ValueError, RuntimeError) as err:
+        raise RuntimeError(f"{settings.model_name}@{settings.model_alias} (v{identity.version}): {err}") from err
+    return path, identity

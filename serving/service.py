@@ -7,6 +7,9 @@ that. Liveness: /livez (also /healthz). Schema: /docs.json. Metrics: /metrics.
 from __future__ import annotations
 
 import gc
+import os
+import threading
+import time
 from datetime import UTC, datetime
 
 import bentoml
@@ -30,6 +33,7 @@ from serving.settings import ServingSettings
 )
 class SessionSignals:
     def __init__(self) -> None:
+        exit_with_parent()
         settings = ServingSettings.from_env()
         torch.set_num_threads(settings.torch_threads)
         rules = load_rules(settings.segments_config, settings.segment_overrides)
@@ -64,6 +68,19 @@ class SessionSignals:
     async def predict_batch(self, request: BatchRequest, /) -> BatchSignals:
         """Signals for up to 256 shoppers in one call, in request order (same fields as /predict)."""
         return BatchSignals(results=await self._submit(request.shoppers))
+
+
+def exit_with_parent(poll_s: float = 1.0) -> None:
+    """End this worker when the process that started it (BentoML's arbiter) is gone: a killed arbiter must
+    not leave workers answering with nothing to supervise or restart them."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll_s)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 SessionSignals.add_asgi_middleware(RequestGuard)

@@ -1,6 +1,7 @@
 """What the server reads from its environment, in one place (the README's table mirrors this)."""
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -15,6 +16,9 @@ DEFAULT_SEGMENTS_CONFIG = Path(__file__).with_name("segments.yaml")
 class ServingSettings:
     bundle: Path | None
     """SIGNALS_BUNDLE: serve this bundle folder instead of a registered model."""
+    bundle_identity: dict | None
+    """SIGNALS_BUNDLE_IDENTITY: JSON {name, version, run_id} of that bundle when it is a registered version that
+    `signals serve` resolved and fetched once at startup (so every worker serves the same version)."""
     model_name: str
     """SIGNALS_MODEL_NAME: registered model to serve (default session-signals)."""
     model_alias: str
@@ -40,6 +44,7 @@ class ServingSettings:
         bundle = env.get("SIGNALS_BUNDLE", "")
         return cls(
             bundle=Path(bundle) if bundle else None,
+            bundle_identity=json.loads(env["SIGNALS_BUNDLE_IDENTITY"]) if env.get("SIGNALS_BUNDLE_IDENTITY") else None,
             model_name=env.get("SIGNALS_MODEL_NAME", "") or DEFAULT_MODEL_NAME,
             model_alias=env.get("SIGNALS_MODEL_ALIAS", "") or DEFAULT_ALIAS,
             tracking_uri=env.get("MLFLOW_TRACKING_URI", ""),

@@ -3,7 +3,11 @@
 
 The model is session-signals@champion from the MLflow registry unless --bundle or --alias says otherwise
 (environment: SIGNALS_MODEL_NAME, SIGNALS_MODEL_ALIAS, MLFLOW_TRACKING_URI, SIGNALS_BUNDLE). Segment
-thresholds: serving/segments.yaml. Ctrl-C stops the server.
+thresholds: serving/segments.yaml. Ctrl-C or SIGTERM stops the server and its workers.
+
+A registered model is resolved to one version and fetched once, before the server starts: every worker
+serves that version until a restart (a moved alias never takes effect half-way), and a missing alias or
+missing artifacts end the command at once with the reason (exit 2) instead of a restart loop.
 
 examples:
   signals serve
@@ -13,6 +17,7 @@ examples:
 from __future__ import annotations
 
 import argparse
+import os
 
 HELP = "serve intent, churn and next-product signals over HTTP (BentoML)"
 
@@ -27,11 +32,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import json
+    import logging
+    import signal
+    import tempfile
     from pathlib import Path
 
-    from serving.process import start_server, stop_server
     from events.errors import UserFacingError
+    from serving.model_source import pin_registered_model
+    from serving.process import start_server, stop_server, wait_until_ready
+    from serving.settings import ServingSettings
 
+    log = logging.getLogger("signals.serve")
     env = {}
     if args.bundle:
         if not Path(args.bundle).is_dir():
@@ -41,10 +53,31 @@ def run(args: argparse.Namespace) -> int:
                         (args.tracking_uri, "MLFLOW_TRACKING_URI")):
         if value:
             env[name] = value
-    proc = start_server(args.port, env, host=args.host)
-    try:
-        return proc.wait()
-    except KeyboardInterrupt:  # the server runs in its own process group: end it ourselves
-        return 0
-    finally:
-        stop_server(proc)
+
+    def stop(signum, frame):  # SIGTERM (a supervisor, `kill`) stops the server like Ctrl-C does
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, stop)
+    with tempfile.TemporaryDirectory(prefix="signals-serve-") as tmp:
+        settings = ServingSettings.from_env({**os.environ, **env})
+        if settings.bundle is None:
+            try:
+                path, identity = pin_registered_model(settings, Path(tmp))
+            except RuntimeError as err:
+                raise UserFacingError(str(err)) from None
+            env["SIGNALS_BUNDLE"] = str(path)
+            env["SIGNALS_BUNDLE_IDENTITY"] = json.dumps(identity.model_dump())
+            log.info("serving %s v%s (run %s)", identity.name, identity.version, identity.run_id)
+        proc = start_server(args.port, env, host=args.host)
+        try:
+            wait_until_ready(f"http://{args.host}:{args.port}", timeout_s=180, proc=proc)
+            log.info("ready on http://%s:%d", args.host, args.port)
+            code = proc.wait()
+            log.error("the server exited with code %s", code)
+            return code or 1
+        except KeyboardInterrupt:  # the server runs in its own process group: end it ourselves
+            return 0
+        except (RuntimeError, TimeoutError) as err:
+            log.error("%s; see its log above", err)
+            return 1
+        finally:
+            stop_server(proc)
