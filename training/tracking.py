@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import tempfile
 from pathlib import Path
 
 import mlflow
 import pandas as pd
+import psutil
 from mlflow import MlflowClient
 
 from events.source import DatasetSource
@@ -28,6 +30,7 @@ from training.metrics import PRIMARY_METRICS
 log = logging.getLogger(__name__)
 
 MAX_RELATIVE_DROP = 0.01
+PROCESS_TAG = "process"  # host:pid:start time of the process that runs the run
 # The MLflow UI opens a "custom model development" experiment on its runs table (not the GenAI overview).
 EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND = "mlflow.experimentKind", "custom_model_development"
 
@@ -47,7 +50,39 @@ def setup(cfg: TrackingConfig) -> str:
     experiment = mlflow.set_experiment(cfg.experiment)
     if EXPERIMENT_KIND_TAG not in experiment.tags:  # an experiment made before the tag existed
         mlflow.set_experiment_tag(EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND)
+    end_runs_of_dead_processes(experiment.experiment_id)
     return uri
+
+
+def process_tags() -> dict[str, str]:
+    """Who runs this run: a later run on the same host can then tell that its process died."""
+    me = psutil.Process()
+    return {PROCESS_TAG: f"{socket.gethostname()}:{me.pid}:{me.create_time():.0f}"}
+
+
+def end_runs_of_dead_processes(experiment_id: str) -> list[str]:
+    """Mark KILLED the RUNNING runs whose process on this host is gone (kill -9, a lost machine's power):
+    a run must never stay RUNNING forever. Runs of other hosts are left to those hosts."""
+    client = MlflowClient()
+    host = socket.gethostname()
+    ended = []
+    for run in client.search_runs([experiment_id], "attributes.status = 'RUNNING'", max_results=5000):
+        owner = run.data.tags.get(PROCESS_TAG, "")
+        run_host, _, rest = owner.partition(":")
+        pid, _, started = rest.partition(":")
+        if run_host != host or not pid.isdigit():
+            continue
+        try:
+            alive = f"{psutil.Process(int(pid)).create_time():.0f}" == started
+        except psutil.NoSuchProcess:
+            alive = False
+        if not alive:
+            client.set_tag(run.info.run_id, "ended_by", "a later run found its process gone")
+            client.set_terminated(run.info.run_id, status="KILLED")
+            ended.append(run.info.run_id)
+    if ended:
+        log.warning("marked %d run(s) KILLED: their process on this host is gone (%s)", len(ended), ", ".join(ended))
+    return ended
 
 
 def log_lineage(source: DatasetSource, dates: SplitDates, counts: dict[str, int]) -> None:

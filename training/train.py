@@ -43,10 +43,12 @@ def train(cfg: TrainRunConfig, callbacks: list | None = None, parent_run_id: str
                           nested=parent_run_id is not None) as parent:
         mlflow.log_params(loggable(cfg))
         tracking.log_lineage(source, dates, data.lineage_counts())
-        mlflow.set_tags({"dataset": source.name, "dataset_key": key, "role": "parent", "data_path": data.kind})
+        mlflow.set_tags({"dataset": source.name, "dataset_key": key, "role": "parent", "data_path": data.kind,
+                         **tracking.process_tags()})
         with mlflow.start_run(run_name="model", nested=True) as run:
             run_id = run.info.run_id
-            mlflow.set_tags({"method": "model", "encoder": cfg.model.encoder, "dataset": source.name})
+            mlflow.set_tags({"method": "model", "encoder": cfg.model.encoder, "dataset": source.name,
+                             **tracking.process_tags()})
             mlflow.log_params(loggable(cfg))
             logger = MLFlowLogger(experiment_name=cfg.tracking.experiment, tracking_uri=uri, run_id=run_id)
             module, best_val = fit(cfg, data, torch.from_numpy(log_popularity), logger, checkpoint_dir(cfg, run_id),

@@ -13,6 +13,7 @@ examples:
 from __future__ import annotations
 
 import argparse
+import signal
 
 from cli.commands.run_options import add_run_options, apply_tracking_uri, run_overrides
 
@@ -40,6 +41,9 @@ def run(args: argparse.Namespace) -> int:
     if args.strategy:
         overrides.append(f"train.strategy={args.strategy}")
     cfg = load_config(TrainRunConfig, args.config, overrides)
+    # SIGTERM (a scheduler, `kill`) ends the MLflow runs as failed, like Ctrl-C; kill -9 cannot be caught:
+    # the next run on this host marks such runs KILLED (training.tracking.end_runs_of_dead_processes).
+    signal.signal(signal.SIGTERM, _interrupt)
     apply_tracking_uri(cfg, args)
     result = train(cfg)
     if not result:  # a non-zero DDP rank: rank 0 reports
@@ -50,3 +54,7 @@ def run(args: argparse.Namespace) -> int:
     uri = redact_uri(result["tracking_uri"])
     print(f"MLflow: {uri}  parent run {result['parent_run_id']}  (mlflow ui --backend-store-uri {uri})")
     return 0
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
