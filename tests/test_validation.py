@@ -384,3 +384,8 @@ def test_secrets_in_uris_never_reach_params_or_logs() -> None:
     params = loggable(cfg)
     assert params["tracking.uri"] == "https://alice:***@mlflow.internal"
     assert not any("hunter2" in str(v) for v in params.values())
+
+
+def test_a_time_range_that_admits_nothing_is_refused_before_reading(tmp_path: Path) -> None:
+    with pytest.raises(UserFacingError, match="ts_min 2019-11-01T00:00:00\\+00:00 is not before ts_max"):
+        load_events("rees46", [tmp_path / "x.csv"], tmp_path / "out", ts_min="2019-11-01", ts_max="2019-10-01")

@@ -36,6 +36,9 @@ class LoadOptions:
             raise UserFacingError(f"chunk_bytes must be at least 1024, got {self.chunk_bytes}")
         object.__setattr__(self, "ts_min", parse_instant(self.ts_min, "ts_min"))
         object.__setattr__(self, "ts_max", parse_instant(self.ts_max, "ts_max"))
+        if self.ts_min is not None and self.ts_max is not None and self.ts_min >= self.ts_max:
+            raise UserFacingError(f"ts_min {self.ts_min.isoformat()} is not before ts_max {self.ts_max.isoformat()}: "
+                                  "every row would be rejected")
         if self.mapping is not None:
             object.__setattr__(self, "mapping", Path(self.mapping))
 
