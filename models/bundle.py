@@ -11,7 +11,7 @@ from typing import Any
 from safetensors.torch import load_file, save_file
 
 from models.encoding import EventEncoder
-from models.network import ModelConfig, SessionSignalsModel
+from models.network import LEGACY_ARCHITECTURE, ModelConfig, SessionSignalsModel
 
 WEIGHTS = "model.safetensors"
 CONFIG = "model_config.json"
@@ -36,7 +36,7 @@ def load_bundle(path: str | Path) -> tuple[SessionSignalsModel, EventEncoder, di
     missing = [name for name in (WEIGHTS, CONFIG, ENCODER, META) if not (path / name).is_file()]
     if missing:
         raise FileNotFoundError(f"{path} is not a session-signals bundle: missing {', '.join(missing)}")
-    model = SessionSignalsModel(ModelConfig(**json.loads((path / CONFIG).read_text())))
+    model = SessionSignalsModel(ModelConfig(**{**LEGACY_ARCHITECTURE, **json.loads((path / CONFIG).read_text())}))
     model.load_state_dict(load_file(str(path / WEIGHTS)))
     model.eval()
     encoder = EventEncoder.from_dict(json.loads((path / ENCODER).read_text()))

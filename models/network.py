@@ -13,6 +13,7 @@ from torch import nn
 
 from models.encoding import FEATURES
 from models.ranking import chunked_ranks
+from models.session_features import N_SIDE, side_features
 from models.vocab import N_RESERVED
 
 
@@ -26,6 +27,12 @@ class ArchitectureConfig:
     dropout: float = 0.1
     max_len: int = 50  # window length L: the last events a prediction sees
     history: int = 8  # the last K products a position has seen get a learned, recency-weighted score bonus
+    side_features: bool = True  # session/customer counts (models.session_features) as wide side inputs
+    cooc_neighbours: int = 0  # M successors/predecessors per product kept as transition evidence; 0 = off
+
+
+# What a bundle saved before a field existed was built with: off. Loading fills them in (models.bundle).
+LEGACY_ARCHITECTURE = {"side_features": False, "cooc_neighbours": 0}
 
 
 @dataclass(kw_only=True)
@@ -83,6 +90,8 @@ class SessionSignalsModel(nn.Module):
             layer = nn.TransformerEncoderLayer(d, cfg.n_heads, 4 * d, cfg.dropout, batch_first=True, norm_first=True)
             self.transformer = nn.TransformerEncoder(layer, cfg.n_layers, enable_nested_tensor=False)
         self.out_norm = nn.LayerNorm(d)
+        # Wide side inputs: explicit counts the baselines live on, mixed into every head's state.
+        self.side = nn.Sequential(nn.Linear(N_SIDE, d), nn.GELU(), nn.Linear(d, d)) if cfg.side_features else None
         self.intent_head = nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.Linear(d, 1))
         # Churn is asked at a moment in time, so the head also sees how long the user has been away.
         self.churn_head = nn.Sequential(nn.Linear(d + 1, d), nn.GELU(), nn.Linear(d, 1))
@@ -95,6 +104,12 @@ class SessionSignalsModel(nn.Module):
         self.register_buffer("product_brand", torch.ones(cfg.n_products, dtype=torch.long))
         # Shoppers come back to what they just looked at: a bonus per recency step (0 = current event).
         self.history_weight = nn.Parameter(torch.zeros(cfg.history))
+        # Transition evidence (models.cooccurrence): top-M successors [0] and predecessors [1] per product,
+        # filled by set_transitions; a learned weight per direction and recency step scales log1p(count).
+        m = cfg.cooc_neighbours
+        self.register_buffer("cooc_ids", torch.zeros(2, cfg.n_products if m else 0, m, dtype=torch.long))
+        self.register_buffer("cooc_count", torch.zeros(2, cfg.n_products if m else 0, m))
+        self.cooc_weight = nn.Parameter(torch.full((2, cfg.history), 0.5 if m else 0.0))
         self.category_head = nn.Linear(d, cfg.n_categories)
         self.brand_head = nn.Linear(d, cfg.n_brands)
 
@@ -108,6 +123,8 @@ class SessionSignalsModel(nn.Module):
             L = h.shape[1]
             causal = torch.triu(torch.ones(L, L, dtype=torch.bool, device=h.device), diagonal=1)
             h = self.transformer(h, mask=causal, is_causal=True)
+        if self.side is not None:
+            h = h + self.side(side_features(x))  # (B, L, D)
         return self.out_norm(h)
 
     def intent_logit(self, h: torch.Tensor) -> torch.Tensor:
@@ -123,6 +140,34 @@ class SessionSignalsModel(nn.Module):
         self.product_category.copy_(product_category)
         self.product_brand.copy_(product_brand)
 
+    def set_transitions(self, successors: tuple[torch.Tensor, torch.Tensor],
+                        predecessors: tuple[torch.Tensor, torch.Tensor]) -> None:
+        """(ids (P, M), counts (P, M)) for each direction, from `models.cooccurrence.transition_table`."""
+        self.cooc_ids.copy_(torch.stack([successors[0], predecessors[0]]))
+        self.cooc_count.copy_(torch.stack([successors[1], predecessors[1]]))
+
+    def transition_evidence(self, history: torch.Tensor, logits: torch.Tensor,
+                            loo_target: torch.Tensor | None = None) -> torch.Tensor:
+        """Add sum over recent products k and directions of w * log1p(count) to (N, P) logits.
+
+        `loo_target` (N,) in training: the pair (current product, target) was counted from this very
+        position, so its own count is taken out (leave one out); otherwise the weight learns to trust a
+        count that is partly the label.
+        """
+        if not self.cfg.cooc_neighbours:
+            return logits
+        K = history.shape[1]
+        ids = self.cooc_ids[:, history]  # (2, N, K, M)
+        value = torch.log1p(self.cooc_count[:, history])  # (2, N, K, M)
+        if loo_target is not None:
+            own = (ids[0, :, 0] == loo_target.unsqueeze(1)).float()  # (N, M) the successor slot of the label
+            value[0, :, 0] = torch.log1p((self.cooc_count[0, history[:, 0]] - own).clamp_min(0))
+        valid = (history >= N_RESERVED).to(value.dtype)  # (N, K)
+        w = self.cooc_weight[:, :K].to(value.dtype)[:, None, :, None] * valid[None, :, :, None]  # (2, N, K, 1)
+        N = history.shape[0]
+        return logits.scatter_add(1, ids.permute(1, 0, 2, 3).reshape(N, -1),
+                                  (w * value).permute(1, 0, 2, 3).reshape(N, -1))
+
     def product_table(self, ids: torch.Tensor | None = None) -> torch.Tensor:
         """Output vectors of products `ids` (all when None): (P', D) = product + its category + its brand."""
         ids = torch.arange(self.cfg.n_products, device=self.product_bias.device) if ids is None else ids
@@ -133,7 +178,8 @@ class SessionSignalsModel(nn.Module):
     def product_query_vectors(self, h: torch.Tensor) -> torch.Tensor:
         return self.product_query(h)  # (N, D)
 
-    def product_logits(self, h: torch.Tensor, history: torch.Tensor, table: torch.Tensor | None = None) -> torch.Tensor:
+    def product_logits(self, h: torch.Tensor, history: torch.Tensor, table: torch.Tensor | None = None,
+                       loo_target: torch.Tensor | None = None) -> torch.Tensor:
         """(N, D), (N, K) recent product ids -> (N, P) scores over the whole catalogue.
 
         `table`: `product_table()` computed once by a caller that scores many chunks (evaluation,
@@ -143,6 +189,7 @@ class SessionSignalsModel(nn.Module):
         logits = torch.addmm(self.product_bias, self.product_query(h), table.T)  # (N, P)
         bonus = self.history_weight[: history.shape[1]].to(logits.dtype).expand_as(history) * (history >= N_RESERVED)
         logits = logits.scatter_add(1, history, bonus)  # (N, P)
+        logits = self.transition_evidence(history, logits, loo_target)  # (N, P)
         logits[:, :N_RESERVED] = float("-inf")
         return logits
 
@@ -161,6 +208,13 @@ class SessionSignalsModel(nn.Module):
         for k in range(history.shape[1]):  # (N, M) per recency step; M and K are small
             recent = history[:, k:k + 1]  # (N, 1)
             bonus = bonus + self.history_weight[k] * ((recent == ids) & (recent >= N_RESERVED))
+        if self.cfg.cooc_neighbours:  # the same transition evidence as product_logits, at these ids only
+            K = history.shape[1]
+            nb = self.cooc_ids[:, history]  # (2, N, K, M)
+            value = torch.log1p(self.cooc_count[:, history]) * (history >= N_RESERVED)[None, :, :, None]
+            hit = (nb.unsqueeze(3) == ids[None, :, None, :, None]).to(value.dtype)  # (2, N, K, M', M)
+            per = (hit * value.unsqueeze(3)).sum(-1)  # (2, N, K, M')
+            bonus = bonus + (self.cooc_weight[:, None, :K, None] * per).sum((0, 2))  # (N, M')
         return scores + bonus
 
     def score_shared(self, query: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:

@@ -106,3 +106,15 @@ def test_log_has_one_line_per_epoch_naming_the_restored_one(tmp_path, caplog) ->
     assert len(epochs) == 2 and epochs[0].startswith("epoch 1/2") and "val_loss" in epochs[0]
     restored = [r.getMessage() for r in caplog.records if r.getMessage().startswith("restored epoch")]
     assert len(restored) == 1 and "the best of the 2 run" in restored[0]
+
+
+def test_refit_trains_the_final_model_on_train_and_validation(tmp_path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    write_events(random_events(n_users=40, days=30, seed=3), data)
+    result = train(tiny_config(data, tmp_path, "train.max_epochs=2", "train.refit=true", "baselines.enabled=false",
+                               "tracking.register=false"))
+    mlflow.set_tracking_uri(result["tracking_uri"])
+    model_run = MlflowClient().get_run(result["model_run_id"])
+    assert 1 <= int(model_run.data.params["refit.epochs"]) <= 2
+    assert "test_next_recall_at_20" in model_run.data.metrics

@@ -39,15 +39,16 @@ class LabelConfig:
 
 @dataclass
 class TrainConfig:
-    max_epochs: int = 8
+    max_epochs: int = 30  # an upper bound: early stopping ends training (demo: best epoch 12-16, benchmarks/quality/ABLATION.md)
     batch_size: int = 128
     lr: float = 3e-3
     weight_decay: float = 1e-5
-    patience: int = 2  # epochs without improvement of `monitor` before early stopping
+    patience: int = 5  # epochs without improvement of `monitor` before early stopping
     monitor: str = "val_score"  # mean of the validation primary metrics available
-    # Measured on simulated data: the binary heads need more weight beside the catalogue-wide next-product loss.
-    intent_weight: float = 5.0
-    churn_weight: float = 2.0
+    # Measured on simulated data (benchmarks/quality/ABLATION.md): with the side features, 2 / 1 beat 5 / 2 on
+    # validation; heavier binary heads overfit the shared encoder while next product is still learning.
+    intent_weight: float = 2.0
+    churn_weight: float = 1.0
     next_weight: float = 1.0
     affinity_weight: float = 0.2  # next category + next brand
     next_loss: Literal["full", "sampled"] = "full"  # sampled: log-Q corrected, for very large catalogues
@@ -68,6 +69,9 @@ class TrainConfig:
     # torch's intra-op threads; 0 = half the cores this process may use (at least 1). torch's own default
     # (every core) thrashes when anything else shares them: an epoch of 14 s took 210 s beside one other job.
     threads: int = 0
+    # Final model: refit a fresh model on train + validation for the epoch count early stopping chose, so the
+    # validation window's events (and products first seen there) train it. In-memory data only.
+    refit: bool = False
     limit_train_batches: float = 1.0
     progress_bar: bool = True
 

@@ -17,14 +17,7 @@ from training.baselines.next_item import next_query_rows
 from training.comparison import Comparison
 from training.config import TrainRunConfig
 from training.labels import (
-    SPLIT_NAMES,
-    TEST,
-    TRAIN,
-    VAL,
-    Labels,
-    make_labels,
-    naive_utc,
-    split_dates,
+    SPLIT_NAMES, TEST, TRAIN, VAL, Labels, make_labels, merge_validation_into_training, naive_utc, split_dates,
 )
 from training.training_data import TrainingData, model_config
 from training.window_predictions import predict
@@ -39,6 +32,12 @@ class InMemoryData(TrainingData):
     cfg: TrainRunConfig | None = None
     comparison: Comparison | None = None
     source_counts: dict[str, int] | None = None  # what reading the source set aside (counted, not lost)
+
+    def for_refit(self) -> "InMemoryData":
+        """The same data with validation merged into training: encoder, priors and windows refit on every
+        event before `test_start`, so products first seen in the validation window can be recommended."""
+        labels = merge_validation_into_training(self.labels)
+        return build_in_memory(self.cfg, self.source, labels, self.source_counts)
 
     def lineage_counts(self) -> dict[str, int]:
         labels = self.labels
@@ -101,7 +100,13 @@ def read_source(cfg: TrainRunConfig) -> tuple[DatasetSource, dict[str, int]]:
 def prepare_in_memory(cfg: TrainRunConfig) -> InMemoryData:
     source, source_counts = read_source(cfg)
     dates = split_dates(source.events, cfg.split, source.test_start)
-    labels = make_labels(source.events, dates, cfg.labels)
+    return build_in_memory(cfg, source, make_labels(source.events, dates, cfg.labels), source_counts)
+
+
+def build_in_memory(cfg: TrainRunConfig, source: DatasetSource, labels: Labels,
+                    source_counts: dict[str, int]) -> InMemoryData:
+    """Encoder (fitted on the training window), encoded events and the windows of every split."""
+    dates = labels.dates
     train_window = labels.events[naive_utc(labels.events["ts"]) < np.datetime64(dates.val_start.tz_localize(None), "us")]
     counts = EncoderCounts.of_events(train_window)
     encoder = EventEncoder.from_counts(counts, min_count=cfg.labels.min_count)

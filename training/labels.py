@@ -9,6 +9,7 @@ Model inputs are truncated per split in `training.windows`, so nothing after a s
 from __future__ import annotations
 
 import logging
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -104,6 +105,19 @@ def make_labels(events: pd.DataFrame, dates: SplitDates, cfg: LabelConfig) -> La
 
     churn = churn_examples(events, ts, is_purchase, dates, cfg)
     return Labels(events, dates, intent, intent_split, next_index, next_split, churn)
+
+
+def merge_validation_into_training(labels: Labels) -> Labels:
+    """Labels for the final refit on train + validation (`train.refit`): validation labels become training
+    labels and training inputs run to `test_start`. Nothing reads the test window: a validation label
+    lay wholly before `test_start` already, and labels straddling it stay in no split."""
+    d = labels.dates
+    churn = labels.churn.copy()
+    churn.loc[churn["split"] == VAL, "split"] = TRAIN
+    return dataclasses.replace(
+        labels, dates=dataclasses.replace(d, val_start=d.test_start), churn=churn,
+        intent_split=np.where(labels.intent_split == VAL, TRAIN, labels.intent_split).astype(np.int8),
+        next_split=np.where(labels.next_split == VAL, TRAIN, labels.next_split).astype(np.int8))
 
 
 def _cumsum_by(groups: np.ndarray, flags: np.ndarray) -> np.ndarray:

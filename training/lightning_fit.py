@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -41,8 +42,12 @@ def is_global_rank_zero() -> bool:
 
 
 def fit(cfg: TrainRunConfig, p: TrainingData, log_popularity: torch.Tensor, logger, ckpt_dir: Path,
-        callbacks: list | None) -> tuple[SignalsModule, float]:
-    """Fit with early stopping; returns the module at its best validation epoch and that epoch's score."""
+        callbacks: list | None, epochs: int | None = None) -> tuple[SignalsModule, float]:
+    """Fit with early stopping; returns the module at its best validation epoch and that epoch's score.
+    `module.epochs_trained` says how many epochs the returned weights saw.
+
+    With `epochs` (the final refit on train + validation): exactly that many epochs, no validation, nothing
+    to select; the score is NaN."""
     tc = cfg.train
     torch.set_num_threads(training_threads(tc.threads))
     check_memory(p.model_cfg, tc)  # a clear error now rather than an out-of-memory crash mid-epoch
@@ -58,6 +63,8 @@ def fit(cfg: TrainRunConfig, p: TrainingData, log_popularity: torch.Tensor, logg
     else:
         # Under DDP Lightning swaps in a DistributedSampler: each rank reads its own shard of the windows.
         train_loader = DataLoader(p.datasets[TRAIN], shuffle=True, generator=gen, **loader_args)
+    if epochs is not None:
+        return fit_epochs(cfg, module, train_loader, logger, ckpt_dir, callbacks, epochs), float("nan")
     val_loader = DataLoader(p.datasets[VAL], **loader_args)
     # A bar only where someone watches it: redirected to a file, the one line per epoch (EpochLog) is the log.
     show_bar = tc.progress_bar and sys.stderr.isatty()
@@ -84,12 +91,31 @@ def fit(cfg: TrainRunConfig, p: TrainingData, log_popularity: torch.Tensor, logg
     )
     trainer.fit(module, train_loader, val_loader)
     best = float(checkpoint.best_model_score) if checkpoint.best_model_score is not None else float("nan")
-    if checkpoint.best_model_path and trainer.is_global_zero:
-        saved = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)
-        module.load_state_dict(saved["state_dict"])
-        log.info("restored epoch %d, the best of the %d run (%s = %.4f)", saved["epoch"] + 1,
-                 trainer.current_epoch, tc.monitor, best)
+    module.epochs_trained = trainer.current_epoch
+    if checkpoint.best_model_path:
+        # Every DDP rank knows the best file's name (and so its epoch); rank 0 alone restores the weights.
+        module.epochs_trained = int(re.search(r"epoch=(\d+)", Path(checkpoint.best_model_path).name)[1]) + 1
+        if trainer.is_global_zero:
+            saved = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)
+            module.load_state_dict(saved["state_dict"])
+            log.info("restored epoch %d, the best of the %d run (%s = %.4f)", module.epochs_trained,
+                     trainer.current_epoch, tc.monitor, best)
     return module, best
+
+
+def fit_epochs(cfg: TrainRunConfig, module: SignalsModule, train_loader: DataLoader, logger, ckpt_dir: Path,
+               callbacks: list | None, epochs: int) -> SignalsModule:
+    """Exactly `epochs` epochs without validation (the refit: the epoch count was chosen on validation)."""
+    tc = cfg.train
+    trainer = L.Trainer(max_epochs=epochs, accelerator=tc.accelerator, devices=tc.devices, num_nodes=tc.num_nodes,
+                        strategy=tc.strategy, precision=tc.precision, logger=logger, enable_checkpointing=False,
+                        callbacks=[RankReport(ckpt_dir.parent), EpochLog(epochs, "train_loss"), *(callbacks or [])],
+                        enable_progress_bar=False, limit_train_batches=tc.limit_train_batches,
+                        limit_val_batches=0, deterministic=tc.deterministic, log_every_n_steps=10,
+                        num_sanity_val_steps=0, enable_model_summary=False)
+    trainer.fit(module, train_loader)
+    module.epochs_trained = epochs
+    return module
 
 
 def training_threads(setting: int) -> int:

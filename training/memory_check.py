@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import torch
 
 from models.network import ModelConfig
+from models.session_features import N_SIDE
 from training.config import TrainConfig
 from events.errors import UserFacingError
 
@@ -65,7 +66,9 @@ def count_parameters(cfg: ModelConfig) -> int:
         enc = cfg.n_layers * (4 * d * d + 4 * d + 2 * 4 * d * d + 5 * d + 4 * d)
     heads = (d * d + d + d + 1) + ((d + 1) * d + d + d + 1) + (d * d + d) + cfg.n_products \
         + (d + 1) * cfg.n_categories + (d + 1) * cfg.n_brands + 2 * d
-    return emb + enc + heads + cfg.history  # + the recency bonus per history step
+    side = (N_SIDE * d + d + d * d + d) if cfg.side_features else 0  # the wide side inputs' two layers
+    # + the recency bonus per history step, + the transition-evidence weight per direction and step
+    return emb + enc + heads + side + cfg.history + 2 * cfg.history
 
 
 def estimate(cfg: ModelConfig, tc: TrainConfig, available: int | None, device: str) -> MemoryEstimate:

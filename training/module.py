@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torchmetrics import MeanMetric
 from torchmetrics.classification import BinaryAveragePrecision
 
+from models.cooccurrence import transition_table
 from models.losses import full_softmax_loss, proposal, sample_negatives, sampled_softmax_loss
 from models.network import ModelConfig, SessionSignalsModel, feature_batch, recent_products
 from models.ranking import TOP_K
@@ -75,7 +76,8 @@ class SignalsModule(L.LightningModule):
                 losses["next"] = sampled_softmax_loss(exact[:, 0], self.model.score_shared(q, negatives), negatives,
                                                       target, self.log_q, exact[:, 1:], history)
             else:
-                losses["next"] = full_softmax_loss(self.model.product_logits(hn, history), target)  # (N, P) logits
+                loo = target if self.training else None  # this position's own transition is not evidence
+                losses["next"] = full_softmax_loss(self.model.product_logits(hn, history, loo_target=loo), target)
             if not self.training:
                 out["next_rank"] = self.model.next_product_ranks(hn.detach(), history, target)
             affinity = F.cross_entropy(self.model.category_logits(hn).float(), batch["next_category"].flatten()[next_index])
@@ -89,6 +91,17 @@ class SignalsModule(L.LightningModule):
         out["loss"] = sum((weights[k] * v for k, v in losses.items()), zero)
         out.update({f"loss_{k}": v.detach() for k, v in losses.items()})
         return out
+
+    def on_train_start(self) -> None:
+        """Fill the model's transition evidence from the training split's (product, next product) pairs."""
+        if not self.model.cfg.cooc_neighbours:
+            return
+        loader = self.trainer.train_dataloader
+        arrays = getattr(getattr(loader, "dataset", None), "a", None)  # in-memory WindowDataset's SplitArrays
+        if arrays is None:  # streaming: no flat arrays here; the evidence stays empty (weight learns nothing)
+            return
+        set_transitions_from_pairs(self.model, torch.from_numpy(arrays.features["product"]),
+                                   torch.from_numpy(arrays.next_product))
 
     def draw_negatives(self) -> torch.Tensor | None:
         """(S,) shared negatives for this step, or None with the full softmax.
@@ -157,6 +170,11 @@ class SignalsModule(L.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         scores = []
+        # A binary task whose validation labels are all one class (click-only data: no purchase) has no
+        # PR-AUC to speak of; averaging its 0 in would halve the score that early stopping follows.
+        for metric in (self.val_intent_ap, self.val_churn_ap):
+            if metric.target and torch.cat(metric.target).unique().numel() < 2:
+                self._seen["intent" if metric is self.val_intent_ap else "churn"] = 0
         for key, metric, name in ((("intent", self.val_intent_ap, "val_intent_pr_auc")),
                                   ("churn", self.val_churn_ap, "val_churn_pr_auc"),
                                   ("next", self.val_next_mrr, "val_next_mrr_at_20")):
@@ -173,3 +191,11 @@ class SignalsModule(L.LightningModule):
         # Fused: one kernel for all parameters on a GPU (the catalogue table is most of them).
         return torch.optim.AdamW(self.parameters(), lr=self.tc.lr, weight_decay=self.tc.weight_decay,
                                  fused=self.device.type == "cuda")
+
+
+def set_transitions_from_pairs(model: SessionSignalsModel, product: torch.Tensor, next_product: torch.Tensor) -> None:
+    """(E,) product ids and (E,) the next product in the same session (-1 / PAD / UNK: no pair)."""
+    keep = (next_product >= N_RESERVED) & (product >= N_RESERVED)
+    src, dst = product[keep], next_product[keep]
+    P, M = model.cfg.n_products, model.cfg.cooc_neighbours
+    model.set_transitions(transition_table(src, dst, P, M), transition_table(dst, src, P, M))

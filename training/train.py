@@ -19,6 +19,7 @@ from training import tracking
 from training.config import TrainRunConfig
 from training.intervals import warn_if_too_small
 from training.lightning_fit import checkpoint_dir, fit, is_global_rank_zero
+from training.module import SignalsModule
 from training.training_data import TrainingData, prepare
 
 log = logging.getLogger(__name__)
@@ -31,10 +32,8 @@ def train(cfg: TrainRunConfig, callbacks: list | None = None, parent_run_id: str
     """
     L.seed_everything(cfg.train.seed, workers=True, verbose=False)
     data = prepare(cfg)
-    log_popularity = data.log_popularity()  # (P,) the negatives' proposal, the bundle's fallback ranking
     if not is_global_rank_zero():
-        fit(cfg, data, torch.from_numpy(log_popularity), logger=False, ckpt_dir=checkpoint_dir(cfg, None),
-            callbacks=callbacks)
+        fit_final(cfg, data, logger=False, run_id=None, callbacks=callbacks)
         return {}
     uri = tracking.setup(cfg.tracking)
     source, dates = data.source, data.dates
@@ -51,8 +50,8 @@ def train(cfg: TrainRunConfig, callbacks: list | None = None, parent_run_id: str
                              **tracking.process_tags()})
             mlflow.log_params(loggable(cfg))
             logger = MLFlowLogger(experiment_name=cfg.tracking.experiment, tracking_uri=uri, run_id=run_id)
-            module, best_val = fit(cfg, data, torch.from_numpy(log_popularity), logger, checkpoint_dir(cfg, run_id),
-                                   callbacks)
+            module, best_val, data = fit_final(cfg, data, logger, run_id, callbacks)
+            log_popularity = data.log_popularity()
             model = module.model.cpu().eval()
             log.info("evaluating the model on the test split")
             model_metrics = data.evaluate(model)
@@ -68,6 +67,25 @@ def train(cfg: TrainRunConfig, callbacks: list | None = None, parent_run_id: str
     print(table)
     return {"metrics": results, "registration": registration, "best_val": best_val,
             "parent_run_id": parent.info.run_id, "model_run_id": run_id, "tracking_uri": uri}
+
+
+def fit_final(cfg: TrainRunConfig, data: TrainingData, logger, run_id: str | None,
+              callbacks: list | None) -> tuple[SignalsModule, float, TrainingData]:
+    """Fit with early stopping on validation; with `train.refit`, then refit a fresh model on train +
+    validation for the chosen number of epochs. Returns the final module, the best validation score and
+    the data the final model was fitted on (whose encoder and priors go in the bundle)."""
+    module, best_val = fit(cfg, data, torch.from_numpy(data.log_popularity()), logger, checkpoint_dir(cfg, run_id),
+                           callbacks)
+    if not cfg.train.refit:
+        return module, best_val, data
+    epochs = module.epochs_trained
+    log.info("refitting on train + validation for %d epochs (the best on validation)", epochs)
+    merged = data.for_refit()
+    if logger:
+        mlflow.log_params({"refit.epochs": epochs, "refit.catalogue": len(merged.encoder.products)})
+    module, _ = fit(cfg, merged, torch.from_numpy(merged.log_popularity()), False, checkpoint_dir(cfg, run_id),
+                    callbacks=None, epochs=epochs)
+    return module, best_val, merged
 
 
 def size_warnings(data: TrainingData, test_metrics: dict[str, float]) -> list[str]:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from events.errors import UserFacingError
 from events.source import DatasetSource
 from models.encoder_counts import EncoderCounts
 from models.encoding import EventEncoder
@@ -41,6 +42,11 @@ class TrainingData(ABC):
         """Category and brand shares in the training window: the bundle's answer for an empty history."""
         return {"category_prior": shares(self.counts.id_counts(self.encoder.categories, "categories")),
                 "brand_prior": shares(self.counts.id_counts(self.encoder.brands, "brands"))}
+
+    def for_refit(self) -> "TrainingData":
+        """This data with validation merged into training, for the final refit (`train.refit`)."""
+        raise UserFacingError(f"train.refit needs the data in memory; {self.kind} data cannot refit "
+                              "(set train.refit=false)")
 
     @abstractmethod
     def lineage_counts(self) -> dict[str, int]:

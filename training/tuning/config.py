@@ -99,6 +99,9 @@ def default_search_space() -> dict[str, ParamSpec]:
         "train.intent_weight": ParamSpec("float", low=0.5, high=2.0, log=True),
         "train.churn_weight": ParamSpec("float", low=0.5, high=2.0, log=True),
         "train.next_weight": ParamSpec("float", low=0.5, high=2.0, log=True),
+        "train.weight_decay": ParamSpec("float", low=1e-6, high=1e-2, log=True),
+        "model.side_features": ParamSpec("categorical", choices=[True, False]),
+        "model.cooc_neighbours": ParamSpec("categorical", choices=[0, 16, 32]),
     }
 
 

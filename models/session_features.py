@@ -1,0 +1,46 @@
+"""Session and customer aggregates computed inside the model from the window's own features (wide side inputs).
+
+The intent baseline (LightGBM) and the churn baseline (RFM) live on counts: events, carts and removes
+so far in the session, net cart size, purchases and sessions so far. A GRU over 50 events can count,
+but learns it slowly from 100k events; handing it the counts directly is the "wide" half of a wide &
+deep model. Everything is causal (position t reads positions <= t of its own window) and computed in
+PyTorch from the integer features, so training, evaluation and serving compute exactly the same thing.
+"""
+from __future__ import annotations
+
+import torch
+
+from models.vocab import N_RESERVED
+
+# Event type ids: the encoder's vocabulary starts with these core types, right after PAD and UNK.
+VIEW, CART, REMOVE, PURCHASE = N_RESERVED, N_RESERVED + 1, N_RESERVED + 2, N_RESERVED + 3
+N_SIDE = 11
+
+
+def _session_cumsum(values: torch.Tensor, starts: torch.Tensor) -> torch.Tensor:
+    """(B, L, F) per-event values, (B, L) bool session starts -> (B, L, F) sums since the session's start."""
+    total = values.cumsum(1)  # (B, L, F)
+    before = total - values  # (B, L, F) sum strictly before t
+    # The sum before the current session's first event, carried forward with cummax over the start positions.
+    L = values.shape[1]
+    pos = torch.arange(L, device=values.device).expand_as(starts)  # (B, L)
+    start_pos = torch.where(starts, pos, torch.zeros_like(pos)).cummax(1).values  # (B, L)
+    base = before.gather(1, start_pos.unsqueeze(-1).expand_as(values))  # (B, L, F)
+    return total - base
+
+
+def side_features(x: dict[str, torch.Tensor]) -> torch.Tensor:
+    """(B, L) integer features -> (B, L, N_SIDE) float aggregates, log-scaled (0 at padding)."""
+    et, real = x["event_type"], x["product"] > 0  # (B, L)
+    starts = (x["new_session"] == 2) | (torch.arange(et.shape[1], device=et.device) == 0)  # (B, L)
+    kinds = torch.stack([real, et == VIEW, et == CART, et == REMOVE, et == PURCHASE], -1).float()  # (B, L, 5)
+    session = _session_cumsum(kinds, starts)  # (B, L, 5) counts in the session so far
+    window = kinds.cumsum(1)  # (B, L, 5) counts over the window so far (the customer's recent history)
+    n_sessions = starts.float().cumsum(1).unsqueeze(-1)  # (B, L, 1)
+    net_cart = (session[..., 2:3] - session[..., 3:4]).clamp_min(0)  # (B, L, 1)
+    price = x["price_bucket"].float() * real  # (B, L)
+    session_price = _session_cumsum(price.unsqueeze(-1), starts) / session[..., :1].clamp_min(1)  # (B, L, 1) mean
+    price_rel = (price.unsqueeze(-1) - session_price) / 8.0  # (B, L, 1) dear or cheap for this session
+    out = torch.cat([torch.log1p(session), torch.log1p(window[..., [0, 2, 4]]), torch.log1p(n_sessions),
+                     torch.log1p(net_cart), price_rel], -1)  # (B, L, 11)
+    return out * real.unsqueeze(-1)

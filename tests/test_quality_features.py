@@ -1,0 +1,65 @@
+"""The quality additions: transition evidence, session side features, and their consistency across scoring paths."""
+import torch
+
+from models.cooccurrence import transition_table
+from models.network import ModelConfig, SessionSignalsModel, recent_products
+from models.session_features import N_SIDE, side_features
+
+
+def _cfg(**kw) -> ModelConfig:
+    return ModelConfig(n_products=20, n_categories=5, n_brands=5, n_event_types=6, n_price_buckets=10,
+                       n_gap_buckets=22, **kw)
+
+
+def _batch(B: int = 3, L: int = 7) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    x = {k: torch.randint(2, 5, (B, L), generator=g)
+         for k in ("product", "category", "brand", "event_type", "price_bucket", "gap_bucket")}
+    x["product"] = torch.randint(2, 20, (B, L), generator=g)
+    x["new_session"] = torch.tensor([[2, 1, 1, 2, 1, 1, 1]] * B)
+    for k in x:
+        x[k][2, 5:] = 0  # right padding
+    return x
+
+
+def test_transition_table_keeps_top_counts_per_row():
+    src = torch.tensor([2, 2, 2, 3, 3, 4])
+    dst = torch.tensor([3, 3, 5, 4, 2, 2])
+    ids, cnt = transition_table(src, dst, 8, 1)
+    assert ids[2, 0] == 3 and cnt[2, 0] == 2  # 2 -> 3 twice beats 2 -> 5 once
+    assert cnt[5].sum() == 0 and ids[5, 0] == 0  # no successors: PAD with count 0
+
+
+def test_side_features_restart_at_session_and_are_causal():
+    x = _batch()
+    f = side_features(x)
+    assert f.shape == (3, 7, N_SIDE)
+    assert torch.isclose(f[0, 3, 0], torch.log1p(torch.tensor(1.0)))  # new session: one event so far
+    cut = {k: v[:, :4] for k, v in x.items()}
+    assert torch.allclose(side_features(cut), f[:, :4])  # later events change nothing earlier
+    assert f[2, 5:].abs().sum() == 0  # padding
+
+
+def test_score_products_matches_product_logits_with_evidence():
+    m = SessionSignalsModel(_cfg(side_features=True, cooc_neighbours=4))
+    src, dst = torch.randint(2, 20, (200,)), torch.randint(2, 20, (200,))
+    m.set_transitions(transition_table(src, dst, 20, 4), transition_table(dst, src, 20, 4))
+    x = _batch()
+    flat = m.encode(x).flatten(0, 1)  # (B*L, D)
+    hist = recent_products(x["product"], m.cfg.history).flatten(0, 1)  # (B*L, K)
+    logits = m.product_logits(flat, hist)
+    ids = torch.randint(2, 20, (flat.shape[0], 5))
+    exact = m.score_products(m.product_query_vectors(flat), ids, hist)
+    assert torch.allclose(exact, logits.gather(1, ids), atol=1e-5)
+
+
+def test_leave_one_out_only_lowers_the_target():
+    m = SessionSignalsModel(_cfg(cooc_neighbours=4))
+    src, dst = torch.tensor([2, 2, 3]), torch.tensor([3, 3, 4])
+    m.set_transitions(transition_table(src, dst, 20, 4), transition_table(dst, src, 20, 4))
+    h = torch.randn(1, m.cfg.d_model)
+    hist = torch.tensor([[2, 0, 0, 0, 0, 0, 0, 0]])
+    full = m.product_logits(h, hist)
+    loo = m.product_logits(h, hist, loo_target=torch.tensor([3]))
+    diff = (full - loo)[0, 2:]
+    assert diff[1] > 0 and diff.abs().sum() == diff[1]  # product 3 (column 1 after PAD/UNK) alone
