@@ -65,6 +65,8 @@ def prefix(source: Path, out: Path, n_events: int) -> int:
             if last_user is None and written >= n_events:
                 last_user = batch.column("user_id")[batch.num_rows - 1]
     (out / "events.parquet.tmp").rename(out / "events.parquet")
+    # The simulator's summary marks the prefix a finished table (training refuses one without a marker).
+    shutil.copy(source / "simulation.json", out / "simulation.json")
     return written
 
 
