@@ -59,7 +59,8 @@ def canonical_events(train: pd.DataFrame) -> pd.DataFrame:
     """Harness train frame (session_id, item, ts seconds; sorted by session, ts) -> canonical events:
     one user per session, a `view` of product str(item), category, brand and price null."""
     sid = train["session_id"].astype("int64").astype(str).to_numpy()
-    ts = pd.to_datetime(train["ts"].to_numpy(dtype=np.float64) * 1e6, unit="us", utc=True)
+    us = np.round(train["ts"].to_numpy(dtype=np.float64) * 1e6).astype(np.int64)  # the table's resolution
+    ts = pd.to_datetime(us, unit="us", utc=True).astype("datetime64[us, UTC]")
     return pd.DataFrame({
         "user_id": sid,
         "session_id": sid,
