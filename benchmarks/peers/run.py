@@ -134,7 +134,22 @@ def main(argv: list[str] | None = None) -> int:
         runs, stats = old["runs"], old["datasets"]
         logging.info("resuming %s: %d runs kept", previous, len(runs))
     started = time.perf_counter()
-    table = ""
+    def write() -> str:
+        """Rewrite <tag>.json and <tag>.md from every run so far; returns the table."""
+        summary = {d: summarise_runs([r for r in runs if r["dataset"] == d]) for d in DATASETS
+                   if any(r["dataset"] == d for r in runs)}
+        table = markdown(summary, peers, stats, tag, command)
+        out = {"command": command, "tag": tag, "config_file": args.config_file, "overrides": overrides,
+               "seeds": sorted({r["seed"] for r in runs}),
+               "environment": {"python": platform.python_version(), "torch": torch.__version__,
+                               "numpy": np.__version__, "cpu_count": os.cpu_count(),
+                               "torch_threads": torch.get_num_threads()},
+               "elapsed_seconds": round(time.perf_counter() - started, 1),
+               "datasets": stats, "summary": summary, "peers": peers, "runs": runs}
+        (args.out / f"{tag}.json").write_text(json.dumps(out, indent=1, default=str))
+        (args.out / f"{tag}.md").write_text(table)
+        return table
+
     for ds in args.datasets:
         split = peers_evaluate.apply_protocol(ds, *peers_data.load(ds))
         stats[ds] = split.stats
@@ -158,18 +173,8 @@ def main(argv: list[str] | None = None) -> int:
                          "fit %.0f s, eval %.1f s", ds, seed, res["recall@20"], res["mrr@20"],
                          res["recall@20_seen_removed"], res["mrr@20_seen_removed"], report["epochs_run"],
                          report["best_epoch"], fit_s, res["eval_seconds"])
-            summary = {d: summarise_runs([r for r in runs if r["dataset"] == d]) for d in DATASETS
-                       if any(r["dataset"] == d for r in runs)}
-            table = markdown(summary, peers, stats, tag, command)
-            out = {"command": command, "tag": tag, "config_file": args.config_file, "overrides": overrides,
-                   "seeds": sorted({r["seed"] for r in runs}),
-                   "environment": {"python": platform.python_version(), "torch": torch.__version__,
-                                   "numpy": np.__version__, "cpu_count": os.cpu_count(),
-                                   "torch_threads": torch.get_num_threads()},
-                   "elapsed_seconds": round(time.perf_counter() - started, 1),
-                   "datasets": stats, "summary": summary, "peers": peers, "runs": runs}
-            (args.out / f"{tag}.json").write_text(json.dumps(out, indent=1, default=str))
-            (args.out / f"{tag}.md").write_text(table)
+            table = write()
+    table = write()
     print("\n" + table)
     print(f"wrote {args.out / (tag + '.md')} and {tag}.json")
     return 0
