@@ -11,7 +11,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmarks.peers.adapter import SessionSignalsPeer, canonical_events, write_canonical
+from benchmarks.peers.adapter import (
+    SessionSignalsPeer,
+    canonical_events,
+    write_canonical,
+)
 from events.loaders.events_io import read_events
 
 PEERS = Path(os.environ.get("PEERS_DIR", Path(__file__).parents[1] / ".." / "shared" / "peers"))

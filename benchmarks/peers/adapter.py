@@ -180,7 +180,7 @@ class SessionSignalsPeer:
             "sessions_val_window": int(events.loc[train_ts >= val_start, "session_id"].nunique()),
             "windows_train": len(data.datasets[TRAIN]), "windows_val": len(data.datasets[VAL]),
             "catalogue_items": n_items, "items_in_vocabulary": int(known.sum()),
-            "items_only_in_validation": int(len(val_items - set(events.loc[train_ts < val_start, "product_id"]))),
+            "items_only_in_validation": len(val_items - set(events.loc[train_ts < val_start, "product_id"])),
             "epochs_run": len(recorder.epochs), "best_val": best_val,
             "best_epoch": _best_epoch(recorder.epochs, cfg.train.monitor),
             "epochs": recorder.epochs,

@@ -15,7 +15,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from benchmarks.peers.run import DATASETS, DEFAULT_PEERS, ROOT, import_harness
+from benchmarks.peers.run import DATASETS, DEFAULT_PEERS, ROOT, import_harness, log
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,9 +49,9 @@ def main(argv: list[str] | None = None) -> int:
         model.gap_seconds = median if gap == "median" else float(gap)
         res = peers_evaluate.evaluate(model, split)
         rows.append({"gap": gap, "gap_seconds": model.gap_seconds, **res})
-        logging.info("gap %s (%.1f s): R@20 %.4f MRR@20 %.4f", gap, model.gap_seconds, res["recall@20"], res["mrr@20"])
-    lines = [f"prefix spacing on {args.dataset}, seed {args.seed}, config {Path(args.config_file).name} {' '.join(args.overrides)}"
-             f" ({model.fit_report['epochs_run']} epochs, best {model.fit_report['best_epoch']})", "",
+        log.info("gap %s (%.1f s): R@20 %.4f MRR@20 %.4f", gap, model.gap_seconds, res["recall@20"], res["mrr@20"])
+    lines = [(f"prefix spacing on {args.dataset}, seed {args.seed}, config {Path(args.config_file).name} {' '.join(args.overrides)}"
+             f" ({model.fit_report['epochs_run']} epochs, best {model.fit_report['best_epoch']})"), "",
              "| spacing | seconds | R@20 | MRR@20 |", "|---|---|---|---|"]
     lines += [f"| {r['gap']} | {r['gap_seconds']:.1f} | {r['recall@20']:.4f} | {r['mrr@20']:.4f} |" for r in rows]
     text = "\n".join(lines) + "\n"

@@ -30,6 +30,7 @@ DEFAULT_PEERS = Path(os.environ.get("PEERS_DIR", ROOT.parent / "shared" / "peers
 DATASETS = ("diginetica", "yoochoose", "taobao")
 PEER_MODELS = ("S-POP", "Cooc-last", "V-SKNN", "RecBole-GRU4Rec", "RecBole-SASRec")
 METRICS = ("recall@20", "mrr@20")
+log = logging.getLogger("benchmarks.peers")
 
 
 def import_harness(peers: Path):
@@ -37,8 +38,9 @@ def import_harness(peers: Path):
     if not (peers / "evaluate.py").is_file():
         raise SystemExit(f"peers harness not found at {peers} (pass --peers or set PEERS_DIR)")
     sys.path.insert(0, str(peers))
-    import data as peers_data  # noqa: E402
-    import evaluate as peers_evaluate  # noqa: E402
+    import evaluate as peers_evaluate
+
+    import data as peers_data
     return peers_data, peers_evaluate
 
 
@@ -67,9 +69,9 @@ def summarise_runs(mine: list[dict]) -> dict:
 
 def markdown(summary: dict, peers: dict, stats: dict, tag: str, command: str) -> str:
     lines = [f"## peers protocol: {tag}", "", f"`{command}`", "",
-             "R@20 / MRR@20 over all (session, position) predictions, whole catalogue, ties against the model "
+             ("R@20 / MRR@20 over all (session, position) predictions, whole catalogue, ties against the model "
              "(`../shared/peers/PROTOCOL.md`). Project model: mean ± sd over seeds (sample sd; [min, max] of R@20 "
-             "in the seeds column). Peers: the harness's results.json (one run each).", "",
+             "in the seeds column). Peers: the harness's results.json (one run each)."), "",
              "| dataset (predictions) | session-signals R@20 | MRR@20 | seeds [R@20 min, max] | epochs (best/run) | fit s "
              "| targets out of vocab | "
              + " | ".join(PEER_MODELS) + " |",
@@ -132,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         if (old["config_file"], old["overrides"]) != (args.config_file, overrides):
             raise SystemExit(f"--resume: {previous} was made with another config ({old['config_file']} {old['overrides']})")
         runs, stats = old["runs"], old["datasets"]
-        logging.info("resuming %s: %d runs kept", previous, len(runs))
+        log.info("resuming %s: %d runs kept", previous, len(runs))
     started = time.perf_counter()
     def write() -> str:
         """Rewrite <tag>.json and <tag>.md from every run so far; returns the table."""
@@ -153,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     for ds in args.datasets:
         split = peers_evaluate.apply_protocol(ds, *peers_data.load(ds))
         stats[ds] = split.stats
-        logging.info("== %s: %d train events, %d items, %d test predictions", ds, split.stats["train_events"],
+        log.info("== %s: %d train events, %d items, %d test predictions", ds, split.stats["train_events"],
                      split.n_items, split.stats["n_predictions"])
         _, targets = peers_evaluate.prefixes_and_targets(split.test_sessions)
         for seed in seeds:
@@ -169,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
             report["test_targets_outside_vocabulary"] = float(np.mean(~model.known_items[targets]))
             runs.append({"dataset": ds, "seed": seed, **res, "fit_seconds": round(fit_s, 1), "fit": report,
                          "hyperparameters": model.params})
-            logging.info("%s seed %d: R@20 %.4f MRR@20 %.4f (seen removed %.4f / %.4f); %d epochs, best %s; "
+            log.info("%s seed %d: R@20 %.4f MRR@20 %.4f (seen removed %.4f / %.4f); %d epochs, best %s; "
                          "fit %.0f s, eval %.1f s", ds, seed, res["recall@20"], res["mrr@20"],
                          res["recall@20_seen_removed"], res["mrr@20_seen_removed"], report["epochs_run"],
                          report["best_epoch"], fit_s, res["eval_seconds"])
