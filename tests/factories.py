@@ -5,11 +5,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 
-from events.loaders.report import REPORT_FILE, LoadReport
-from events.schema import CANONICAL_SCHEMA, EVENTS_FILE
+from events.loaders.events_io import write_events  # noqa: F401  (tests write finished loads with it)
+
 
 T0 = pd.Timestamp("2026-01-01", tz="UTC")
 
@@ -42,23 +40,6 @@ def random_events(n_users: int = 60, days: int = 30, n_products: int = 40, seed:
             s += 1
             t += float(rng.exponential(60 * 24 * 3))
     return events_frame(rows)
-
-
-def write_events(events: pd.DataFrame, folder: Path) -> Path:
-    """Write `events` as a canonical events.parquet (exactly the schema `signals load` writes)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.Table.from_pandas(events, schema=CANONICAL_SCHEMA, preserve_index=False), folder / EVENTS_FILE)
-    return mark_finished(events, folder)
-
-
-def mark_finished(events: pd.DataFrame, folder: Path) -> Path:
-    """The load report `signals load` writes last; training refuses a folder without one (a killed load)."""
-    LoadReport(format="canonical", inputs=[], out_dir=str(folder), rows_read=len(events), rows_accepted=len(events),
-               rows_rejected=0, rejected_by_reason={}, users=events["user_id"].nunique(),
-               sessions=events["session_id"].nunique(), products=events["product_id"].nunique(),
-               event_types=events["event_type"].value_counts().to_dict(), ts_min=None, ts_max=None,
-               session_gap_minutes=None).write(folder / REPORT_FILE)
-    return folder
 
 
 def tiny_run_overrides(data_dir: Path) -> list[str]:

@@ -26,7 +26,8 @@ from events.partitions import Manifest, partition_of, partition_path, MANIFEST
 from training.in_memory import prepare_in_memory
 from training.streaming.prepare import prepare_streaming
 from training.windows import split_batch
-from tests.factories import mark_finished, random_events, tiny_run_overrides
+from events.loaders.events_io import mark_finished
+from tests.factories import random_events, tiny_run_overrides
 
 K = 5
 

@@ -3,7 +3,7 @@
 `SessionSignalsPeer.fit(train, n_items)` turns the harness's train frame (session_id, item 0..n-1, ts)
 into canonical events (one user per session, every event a `view` of product `str(item)`, no category,
 brand or price), writes them as `events.parquet` in a temporary folder and trains through the project's
-own code path: `training.training_data.prepare` + `training.lightning_fit.fit`, with the run config of
+own code path: `training.training_data.prepare` + `training.train.fit_final` (early stopping, then the refit when `train.refit`), with the run config of
 `configs/yoochoose.yaml` (or another) plus overrides. Epochs are chosen by the project's own validation
 split (the last `split.val_days` of the train time range, early stopping on `train.monitor`); the
 harness's test sessions are never seen.
@@ -33,17 +33,14 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
-import torch
 
 from events.config_io import flatten, load_config, to_dict
-from events.schema import CANONICAL_SCHEMA, EVENTS_FILE
 from models.predictor import SignalPredictor
 from models.vocab import N_RESERVED
 from training.config import TrainRunConfig
 from training.labels import TRAIN, VAL
-from training.lightning_fit import fit as lightning_fit
+from training.train import fit_final
+from events.loaders.events_io import write_events
 from training.training_data import prepare
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -74,9 +71,7 @@ def canonical_events(train: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_canonical(events: pd.DataFrame, folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.Table.from_pandas(events, schema=CANONICAL_SCHEMA, preserve_index=False), folder / EVENTS_FILE)
-    return folder
+    return write_events(events, folder, source="peers-harness")
 
 
 def median_session_gap(train: pd.DataFrame) -> float:
@@ -151,8 +146,9 @@ class SessionSignalsPeer:
             L.seed_everything(self.seed, workers=True, verbose=False)  # as training.train.train does
             data = prepare(cfg)
             recorder = EpochRecorder()
-            module, best_val = lightning_fit(cfg, data, torch.from_numpy(data.log_popularity()), logger=False,
-                                             ckpt_dir=work / "checkpoints", callbacks=[recorder])
+            # The project's own final fit: early stopping on its validation day, then (train.refit) a refit
+            # on train + validation for the chosen epochs, whose encoder then covers the validation items.
+            module, best_val, data = fit_final(cfg, data, logger=False, run_id=None, callbacks=[recorder])
         finally:
             if not self.keep_workdir:
                 shutil.rmtree(work, ignore_errors=True)

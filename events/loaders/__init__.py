@@ -13,11 +13,12 @@ from typing import Any
 
 from events.loaders.registry import FORMAT_NAMES
 
-__all__ = ["FORMAT_NAMES", "LoadReport", "load_events", "read_events"]
+__all__ = ["FORMAT_NAMES", "LoadReport", "load_events", "read_events", "write_events"]
 
 _LAZY = {
     "load_events": "events.loaders.pipeline",
     "read_events": "events.loaders.events_io",
+    "write_events": "events.loaders.events_io",
     "LoadReport": "events.loaders.report",
 }
 
