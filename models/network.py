@@ -106,10 +106,11 @@ class SessionSignalsModel(nn.Module):
         self.history_weight = nn.Parameter(torch.zeros(cfg.history))
         # Transition evidence (models.cooccurrence): top-M successors [0] and predecessors [1] per product,
         # filled by set_transitions; a learned weight per direction and recency step scales log1p(count).
-        m = cfg.cooc_neighbours
-        self.register_buffer("cooc_ids", torch.zeros(2, cfg.n_products if m else 0, m, dtype=torch.long))
-        self.register_buffer("cooc_count", torch.zeros(2, cfg.n_products if m else 0, m))
-        self.cooc_weight = nn.Parameter(torch.full((2, cfg.history), 0.5 if m else 0.0))
+        # Only when enabled, so bundles saved before these existed still load (strict state dict).
+        if m := cfg.cooc_neighbours:
+            self.register_buffer("cooc_ids", torch.zeros(2, cfg.n_products, m, dtype=torch.long))
+            self.register_buffer("cooc_count", torch.zeros(2, cfg.n_products, m))
+            self.cooc_weight = nn.Parameter(torch.full((2, cfg.history), 0.5))
         self.category_head = nn.Linear(d, cfg.n_categories)
         self.brand_head = nn.Linear(d, cfg.n_brands)
 

@@ -164,3 +164,14 @@ def test_quality(tmp_path: Path) -> None:
     for method in ("model", "base_rate", "lightgbm_intent", "popularity", "vsknn", "oracle"):
         assert f"| {method} |" in table, table
     assert "| model |" in out
+
+
+@pytest.mark.e2e
+def test_quality_ablation(tmp_path: Path) -> None:
+    """The ablation runner: validation and test metrics per seed, and the refit on train + validation."""
+    run([str(BENCHMARKS / "quality" / "ablate.py"), "--name", "smoke", "--config", str(REPO_ROOT / "configs" / "default.yaml"),
+         "--set", "data.simulate_events=3000", "--set", "train.max_epochs=1", "--set", "model.d_model=16",
+         "--refit", "--results", str(tmp_path / "results")], tmp_path)
+    row = json.loads((tmp_path / "results" / "ablation.jsonl").read_text().splitlines()[-1])
+    assert row["name"] == "smoke" and "next_mrr_at_20" in row["val"] and "next_mrr_at_20" in row["test_refit"]
+    run([str(BENCHMARKS / "quality" / "ablation_table.py"), str(tmp_path / "results" / "ablation.jsonl")], tmp_path)

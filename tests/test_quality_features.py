@@ -17,8 +17,8 @@ def _batch(B: int = 3, L: int = 7) -> dict[str, torch.Tensor]:
          for k in ("product", "category", "brand", "event_type", "price_bucket", "gap_bucket")}
     x["product"] = torch.randint(2, 20, (B, L), generator=g)
     x["new_session"] = torch.tensor([[2, 1, 1, 2, 1, 1, 1]] * B)
-    for k in x:
-        x[k][2, 5:] = 0  # right padding
+    for v in x.values():
+        v[2, 5:] = 0  # right padding
     return x
 
 
@@ -63,3 +63,32 @@ def test_leave_one_out_only_lowers_the_target():
     loo = m.product_logits(h, hist, loo_target=torch.tensor([3]))
     diff = (full - loo)[0, 2:]
     assert diff[1] > 0 and diff.abs().sum() == diff[1]  # product 3 (column 1 after PAD/UNK) alone
+
+
+def test_parameter_count_with_the_new_parts():
+    from training.memory_check import count_parameters
+
+    c = _cfg(side_features=True, cooc_neighbours=4)
+    assert count_parameters(c) == sum(p.numel() for p in SessionSignalsModel(c).parameters())
+
+
+def test_a_bundle_saved_before_the_new_parts_loads_with_them_off(tmp_path):
+    """Bundles saved before side features and transition evidence existed have neither in their config
+    or weights; loading fills the fields in as off (models.network.LEGACY_ARCHITECTURE) and loads strictly."""
+    import json
+
+    from models.bundle import CONFIG, load_bundle, save_bundle
+    from models.encoding import EventEncoder
+    from tests.factories import random_events
+
+    events = random_events(n_users=5, days=5)
+    encoder = EventEncoder.fit(events)
+    old = SessionSignalsModel(ModelConfig(**encoder.sizes(), side_features=False, cooc_neighbours=0))
+    assert not any(n.startswith(("side.", "cooc_")) for n in old.state_dict())
+    path = save_bundle(tmp_path / "old", old, encoder, {})
+    saved = json.loads((path / CONFIG).read_text())
+    for key in ("side_features", "cooc_neighbours"):
+        saved.pop(key)  # as an older version wrote it
+    (path / CONFIG).write_text(json.dumps(saved))
+    model, _, _ = load_bundle(path)
+    assert model.cfg.side_features is False and model.cfg.cooc_neighbours == 0

@@ -67,8 +67,8 @@ def count_parameters(cfg: ModelConfig) -> int:
     heads = (d * d + d + d + 1) + ((d + 1) * d + d + d + 1) + (d * d + d) + cfg.n_products \
         + (d + 1) * cfg.n_categories + (d + 1) * cfg.n_brands + 2 * d
     side = (N_SIDE * d + d + d * d + d) if cfg.side_features else 0  # the wide side inputs' two layers
-    # + the recency bonus per history step, + the transition-evidence weight per direction and step
-    return emb + enc + heads + side + cfg.history + 2 * cfg.history
+    cooc = 2 * cfg.history if cfg.cooc_neighbours else 0  # the transition-evidence weight per direction and step
+    return emb + enc + heads + side + cooc + cfg.history  # + the recency bonus per history step
 
 
 def estimate(cfg: ModelConfig, tc: TrainConfig, available: int | None, device: str) -> MemoryEstimate:
