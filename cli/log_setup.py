@@ -20,6 +20,8 @@ HARMLESS_WARNINGS = (
     r".*LeafSpec.* is deprecated",
     # A small dataset has fewer batches per epoch than the logging interval: logging happens at epoch end.
     r"The number of training batches .* is smaller than the logging interval",
+    # The refit on train + validation (train.refit) has no validation by design.
+    r"You defined a `validation_step` but have no `val_dataloader`",
     # Lightning suggests DataLoader workers; windows are gathered in the main process on purpose (README).
     r"The '.*_dataloader' does not have many workers",
 )
