@@ -56,7 +56,7 @@ def train(cfg: TrainRunConfig, callbacks: list | None = None, parent_run_id: str
             log.info("evaluating the model on the test split")
             model_metrics = data.evaluate(model)
             mlflow.log_metrics({f"test_{k}": v for k, v in model_metrics.items()})
-            tracking.log_bundle(model, data.encoder, bundle_meta(data, cfg, log_popularity, model_metrics))
+            tracking.log_bundle(model, data.encoder, bundle_meta(data, cfg, log_popularity, model_metrics, dates, key))
         results = {"model": model_metrics, **data.compare()}
         table = data.log_to_parent()
         small = size_warnings(data, model_metrics)
@@ -100,15 +100,17 @@ def size_warnings(data: TrainingData, test_metrics: dict[str, float]) -> list[st
     return [w for w in found if w]
 
 
-def bundle_meta(data: TrainingData, cfg: TrainRunConfig, log_popularity: np.ndarray, metrics: dict[str, float]) -> dict:
-    """What serving needs beside the weights: base rates and priors for empty histories, and provenance."""
+def bundle_meta(data: TrainingData, cfg: TrainRunConfig, log_popularity: np.ndarray, metrics: dict[str, float],
+                dates, dataset_key: str) -> dict:
+    """What serving needs beside the weights: base rates and priors for empty histories, and provenance
+    (the run's split and dataset key, also after a refit: the test points are the same)."""
     return {
         **data.base_rates(),
         "churn_horizon_days": cfg.labels.churn_horizon_days,
         "popularity_log_prob": log_popularity.tolist(),
         **data.priors(),
         "dataset": data.source.name,
-        "dataset_key": data.source.dataset_key(data.dates),
-        "split": data.dates.to_dict(),
+        "dataset_key": dataset_key,
+        "split": dates.to_dict(),
         "test_metrics": metrics,
     }
