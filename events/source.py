@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,7 +79,8 @@ def simulated_dataset(n_events: int, seed: int, churn_horizon_days: float) -> Pa
 
         log.info("simulating %d events (seed %d) into %s", n_events, seed, out)
         config = load_simulator_config(None, [f"seed={seed}", f"oracle.churn_horizon_days={max(horizon, 1)}"])
-        simulate(config, out, target_events=n_events, progress=True)
+        # A bar only on a terminal: redirected to a file, the closing log line says what was written.
+        simulate(config, out, target_events=n_events, progress=sys.stderr.isatty())
     return out
 
 

@@ -24,6 +24,7 @@ examples:
 from __future__ import annotations
 
 import argparse
+import sys
 
 HELP = "simulate shoppers: events plus the true intent, churn and next-product answers"
 
@@ -53,5 +54,5 @@ def run(args: argparse.Namespace) -> int:
     if args.seed is not None:
         overrides.append(f"seed={args.seed}")
     config = load_simulator_config(args.config, overrides)
-    simulate(config, args.out, target_events=args.events, progress=not args.no_progress)
+    simulate(config, args.out, target_events=args.events, progress=not args.no_progress and sys.stderr.isatty())
     return 0
