@@ -43,9 +43,7 @@ def main() -> int:
     from events.source import dataset_files
     from serving.process import free_port, start_server, stop_server, wait_until_ready
 
-    d = cfg.data
-    events_path = dataset_files(d.path, d.test_path, d.name, d.simulate_events, d.simulate_seed,
-                                cfg.labels.churn_horizon_days)[2]
+    events_path = dataset_files(cfg.data, cfg.labels.churn_horizon_days)[2]
     request = sample_request(read_events(events_path))
     # Serve the version just trained (the challenger); production serves the champion by default.
     port = free_port()  # never a fixed port: another server there would answer in our place

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from events.errors import UserFacingError
 from events.schema import EVENTS_FILE
 
 log = logging.getLogger(__name__)
@@ -42,8 +43,6 @@ class DatasetSource:
 
 def events_file(path: Path, field: str = "data.path") -> Path:
     """The canonical events file of a folder (or the file itself); a clear error naming `field` if absent."""
-    from events.errors import UserFacingError
-
     file = path / EVENTS_FILE if path.is_dir() else path
     if not file.is_file():
         raise UserFacingError(f"{field}: no {EVENTS_FILE} in {path} (make one with `signals load` or `signals simulate`)")
@@ -53,21 +52,22 @@ def events_file(path: Path, field: str = "data.path") -> Path:
     return file
 
 
-def dataset_files(path: str, test_path: str, name: str, simulate_events: int, simulate_seed: int,
-                  churn_horizon_days: float) -> tuple[str, Path, Path, Path | None, str]:
-    """(name, folder, events file, test events file or None, sha256 of the data) of a run's data config.
+def dataset_files(data, churn_horizon_days: float) -> tuple[str, Path, Path, Path | None, str]:
+    """(name, folder, events file, test events file or None, sha256 of the data) of a run's `data` section
+    (`training.config.DataConfig`: path, test_path, name, simulate_events, simulate_seed).
 
     A run without `path` uses the embedded simulated shop. The name follows the data: the folder's name
     unless one is given.
     """
-    folder = Path(path) if path else simulated_dataset(simulate_events, simulate_seed, churn_horizon_days)
+    folder = (Path(data.path) if data.path
+              else simulated_dataset(data.simulate_events, data.simulate_seed, churn_horizon_days))
     main = events_file(folder)
     sha = file_sha256(main)
     test = None
-    if test_path:
-        test = events_file(Path(test_path), "data.test_path")
+    if data.test_path:
+        test = events_file(Path(data.test_path), "data.test_path")
         sha = hashlib.sha256((sha + file_sha256(test)).encode()).hexdigest()
-    return name or folder.name, folder, main, test, sha
+    return data.name or folder.name, folder, main, test, sha
 
 
 def simulated_dataset(n_events: int, seed: int, churn_horizon_days: float) -> Path:

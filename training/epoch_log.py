@@ -13,8 +13,9 @@ SHOWN = ("train_loss", "val_loss", "val_intent_pr_auc", "val_churn_pr_auc", "val
 
 
 class EpochLog(L.Callback):
-    def __init__(self, max_epochs: int, monitor: str):
-        self.max_epochs, self.monitor = max_epochs, monitor
+    def __init__(self, max_epochs: int, monitor: str, mode: str):
+        """`mode`: "min" or "max", as early stopping follows `monitor` (`lightning_fit.monitor_mode`)."""
+        self.max_epochs, self.monitor, self.mode = max_epochs, monitor, mode
         self.t0 = time.perf_counter()
         self.best: float | None = None
 
@@ -32,7 +33,7 @@ class EpochLog(L.Callback):
             parts.append(f"{m['events_per_s_epoch']:,.0f} events/s")
         score = m.get(self.monitor)
         if score is not None:
-            better = self.best is None or (score < self.best if "loss" in self.monitor else score > self.best)
+            better = self.best is None or (score < self.best if self.mode == "min" else score > self.best)
             if better:
                 self.best = score
                 parts.append("(best so far)")

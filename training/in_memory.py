@@ -77,9 +77,7 @@ class InMemoryData(TrainingData):
 def read_source(cfg: TrainRunConfig) -> tuple[DatasetSource, dict[str, int]]:
     """The run's events in memory; a separate test file fixes the test start (training rows from then on are
     replaced by it)."""
-    d = cfg.data
-    name, folder, main, test, sha = dataset_files(d.path, d.test_path, d.name, d.simulate_events, d.simulate_seed,
-                                                  cfg.labels.churn_horizon_days)
+    name, folder, main, test, sha = dataset_files(cfg.data, cfg.labels.churn_horizon_days)
     events = read_events(main)
     test_start = None
     source_counts: dict[str, int] = {}

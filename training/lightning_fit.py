@@ -17,7 +17,7 @@ from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, TQDMProg
 from torch.utils.data import DataLoader, IterableDataset
 
 from events.config_io import to_dict
-from training.config import TrainRunConfig
+from training.config import TrainConfig, TrainRunConfig
 from training.epoch_log import EpochLog
 from training.labels import TRAIN, VAL
 from training.memory_check import check_memory
@@ -70,25 +70,11 @@ def fit(cfg: TrainRunConfig, p: TrainingData, log_popularity: torch.Tensor, logg
     show_bar = tc.progress_bar and sys.stderr.isatty()
     # Each refresh reads the loss back from the device: a host-device sync. Not every step on a GPU.
     progress = [TQDMProgressBar(refresh_rate=1 if tc.accelerator == "cpu" else 25)] if show_bar else []
-    checkpoint = ModelCheckpoint(dirpath=ckpt_dir, monitor=tc.monitor, mode=monitor_mode(tc.monitor), save_top_k=1)
-    trainer = L.Trainer(
-        max_epochs=tc.max_epochs,
-        accelerator=tc.accelerator,
-        devices=tc.devices,
-        num_nodes=tc.num_nodes,
-        strategy=tc.strategy,
-        precision=tc.precision,
-        logger=logger,
-        callbacks=[EarlyStopping(monitor=tc.monitor, mode=monitor_mode(tc.monitor), patience=tc.patience),
-                   checkpoint, RankReport(ckpt_dir.parent), EpochLog(tc.max_epochs, tc.monitor), *progress,
-                   *(callbacks or [])],
-        enable_progress_bar=show_bar,
-        limit_train_batches=tc.limit_train_batches,
-        deterministic=tc.deterministic,
-        log_every_n_steps=10,
-        num_sanity_val_steps=0,
-        enable_model_summary=False,
-    )
+    mode = monitor_mode(tc.monitor)
+    checkpoint = ModelCheckpoint(dirpath=ckpt_dir, monitor=tc.monitor, mode=mode, save_top_k=1)
+    trainer = make_trainer(tc, logger, tc.max_epochs, enable_progress_bar=show_bar, callbacks=[
+        EarlyStopping(monitor=tc.monitor, mode=mode, patience=tc.patience), checkpoint, RankReport(ckpt_dir.parent),
+        EpochLog(tc.max_epochs, tc.monitor, mode), *progress, *(callbacks or [])])
     trainer.fit(module, train_loader, val_loader)
     best = float(checkpoint.best_model_score) if checkpoint.best_model_score is not None else float("nan")
     module.epochs_trained = trainer.current_epoch
@@ -106,16 +92,20 @@ def fit(cfg: TrainRunConfig, p: TrainingData, log_popularity: torch.Tensor, logg
 def fit_epochs(cfg: TrainRunConfig, module: SignalsModule, train_loader: DataLoader, logger, ckpt_dir: Path,
                callbacks: list | None, epochs: int) -> SignalsModule:
     """Exactly `epochs` epochs without validation (the refit: the epoch count was chosen on validation)."""
-    tc = cfg.train
-    trainer = L.Trainer(max_epochs=epochs, accelerator=tc.accelerator, devices=tc.devices, num_nodes=tc.num_nodes,
-                        strategy=tc.strategy, precision=tc.precision, logger=logger, enable_checkpointing=False,
-                        callbacks=[RankReport(ckpt_dir.parent), EpochLog(epochs, "train_loss"), *(callbacks or [])],
-                        enable_progress_bar=False, limit_train_batches=tc.limit_train_batches,
-                        limit_val_batches=0, deterministic=tc.deterministic, log_every_n_steps=10,
-                        num_sanity_val_steps=0, enable_model_summary=False)
+    trainer = make_trainer(cfg.train, logger, epochs, enable_progress_bar=False, enable_checkpointing=False,
+                           limit_val_batches=0, callbacks=[RankReport(ckpt_dir.parent),
+                                                           EpochLog(epochs, "train_loss", "min"), *(callbacks or [])])
     trainer.fit(module, train_loader)
     module.epochs_trained = epochs
     return module
+
+
+def make_trainer(tc: TrainConfig, logger, max_epochs: int, **settings) -> L.Trainer:
+    """The Trainer both fits use: devices, precision and determinism from `train`, plus their own `settings`."""
+    return L.Trainer(max_epochs=max_epochs, accelerator=tc.accelerator, devices=tc.devices, num_nodes=tc.num_nodes,
+                     strategy=tc.strategy, precision=tc.precision, logger=logger,
+                     limit_train_batches=tc.limit_train_batches, deterministic=tc.deterministic,
+                     log_every_n_steps=10, num_sanity_val_steps=0, enable_model_summary=False, **settings)
 
 
 def training_threads(setting: int) -> int:

@@ -8,6 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from events.errors import UserFacingError
+from events.loaders.report import REPORT_FILE, LoadReport
 from events.schema import CANONICAL_SCHEMA, EVENTS_FILE
 
 
@@ -38,8 +39,6 @@ def write_events(events: pd.DataFrame, folder: Path, source: str = "canonical") 
 
 def mark_finished(events: pd.DataFrame, folder: Path, source: str = "canonical") -> Path:
     """The report `signals load` writes last, for `events` already written in `folder` by other means."""
-    from events.loaders.report import REPORT_FILE, LoadReport
-
     LoadReport(format=source, inputs=[], out_dir=str(folder), rows_read=len(events), rows_accepted=len(events),
                rows_rejected=0, rejected_by_reason={}, users=int(events["user_id"].nunique()),
                sessions=int(events["session_id"].nunique()), products=int(events["product_id"].nunique()),

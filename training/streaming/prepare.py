@@ -41,13 +41,15 @@ class StreamingData(TrainingData):
     folder: Path | None = None  # the partition files
     ctx: StreamContext | None = None
     test: StreamedTest | None = None  # filled by `evaluate`
+    test_metrics: dict[str, float] | None = None  # the model's, from `evaluate` (intervals are not free)
 
     def lineage_counts(self) -> dict[str, int]:
         return {"events": self.manifest.n_rows, "partitions": self.manifest.n_partitions}
 
     def evaluate(self, model: SessionSignalsModel) -> dict[str, float]:
         self.test = evaluate_streaming(model, self.ctx)
-        return self.test.metrics()
+        self.test_metrics = self.test.metrics()
+        return self.test_metrics
 
     def base_rates(self) -> dict[str, float]:
         assert self.test is not None, "base rates of a streamed run are counted by its test pass (evaluate)"
@@ -58,7 +60,7 @@ class StreamingData(TrainingData):
         return {}
 
     def log_to_parent(self) -> str:
-        metrics = {"model": self.test.metrics()}
+        metrics = {"model": self.test_metrics}
         mlflow.log_metrics({f"test_{k}": v for k, v in metrics["model"].items()})
         table = format_table(metrics, self.test.next_dropped_unseen)
         mlflow.log_text(table, "comparison.md")
@@ -67,9 +69,7 @@ class StreamingData(TrainingData):
 
 def partition_sources(cfg: TrainRunConfig) -> tuple[str, Path, list[SourceFile], str, pd.Timestamp | None]:
     """(name, data folder, source files, sha256 for lineage, test start when a separate test file fixes it)."""
-    d = cfg.data
-    name, folder, main, test, sha = dataset_files(d.path, d.test_path, d.name, d.simulate_events, d.simulate_seed,
-                                                  cfg.labels.churn_horizon_days)
+    name, folder, main, test, sha = dataset_files(cfg.data, cfg.labels.churn_horizon_days)
     if test is None:
         return name, folder, [SourceFile.of(main)], sha, None
     test_start = pd.Timestamp(pc.min(ds.dataset(test, format="parquet").to_table(columns=["ts"]).column("ts")).as_py())
