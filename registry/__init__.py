@@ -29,3 +29,11 @@ def download_bundle(model_name: str, alias: str, dst: str | Path | None = None) 
     version = client.get_model_version_by_alias(model_name, alias)
     path = mlflow.artifacts.download_artifacts(artifact_uri=version.source, dst_path=str(dst) if dst else None)
     return Path(path), {"model_name": model_name, "model_version": str(version.version), "run_id": version.run_id}
+
+
+def artifact_location(uri: str, experiment: str) -> str | None:
+    """Where a new experiment keeps its artifacts: beside the embedded sqlite store (mlruns/artifacts/NAME),
+    else the server's default (None)."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    return (Path(uri.removeprefix("sqlite:///")).resolve().parent / "artifacts" / experiment).as_uri()

@@ -6,6 +6,7 @@ built in `__init__`; `predict` does only per-request work. No BentoML here: the 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -21,6 +22,15 @@ from serving.request_encoding import encode_history
 from serving.api_types import (Affinity, Event, HistorySummary, ModelIdentity, ProductScore, ShopperRequest,
                              ShopperSignals)
 from serving.segments import SegmentRules, segments_for
+
+
+@dataclass
+class ScoredBatch:
+    """The answers, and what they were computed from, for callers that need more than the answer
+    (batch scoring: the replayed histories and the customers' learned representations)."""
+    signals: list[ShopperSignals]
+    histories: list[ShopperHistory]
+    representation: np.ndarray  # (B, D), NaN rows for empty histories
 
 
 class SignalsEngine:
@@ -41,6 +51,10 @@ class SignalsEngine:
 
     def predict(self, requests: Sequence[ShopperRequest], as_of: Sequence[datetime]) -> list[ShopperSignals]:
         """Signals for each request; `as_of[i]` is request i's as_of, or the moment it arrived."""
+        return self.predict_scored(requests, as_of).signals
+
+    def predict_scored(self, requests: Sequence[ShopperRequest], as_of: Sequence[datetime]) -> ScoredBatch:
+        """`predict`, with the histories and representations it read (one computation for both)."""
         histories = [ShopperHistory.from_events(r.events) for r in requests]
         encoded = [None if h.empty else encode_history(h, self.predictor.encoder, self.window) for h in histories]
         seconds_away = np.array([0.0 if h.empty else h.idle_seconds(t) for h, t in zip(histories, as_of)])
@@ -52,7 +66,7 @@ class SignalsEngine:
         categories = self.categories.top(scores.categories, modelled, [r.k_categories for r in requests], no_filter)
         brands = self.brands.top(scores.brands, modelled, [r.k_brands for r in requests], no_filter)
         # model_construct: every value is the engine's own; validating them again would only cost time.
-        return [ShopperSignals.model_construct(
+        signals = [ShopperSignals.model_construct(
             user_id=request.user_id,
             as_of=moment,
             purchase_intent=float(scores.intent[i]),
@@ -64,6 +78,7 @@ class SignalsEngine:
             history=_summary(history, encoded[i]),
             model=self.identity,
         ) for i, (request, history, moment) in enumerate(zip(requests, histories, as_of))]
+        return ScoredBatch(signals, histories, scores.representation)
 
     def _products(self, ids: np.ndarray, log_probs: np.ndarray) -> list[ProductScore]:
         encoder, catalogue = self.predictor.encoder, self.catalogue

@@ -22,7 +22,7 @@ from mlflow import MlflowClient
 
 from events.source import DatasetSource
 from models.bundle import save_bundle
-from registry import BUNDLE_ARTIFACT, CHALLENGER, CHAMPION, resolve_uri
+from registry import BUNDLE_ARTIFACT, CHALLENGER, CHAMPION, artifact_location, resolve_uri
 from training.config import TrackingConfig
 from training.labels import SplitDates
 from training.metrics import PRIMARY_METRICS
@@ -41,11 +41,7 @@ def setup(cfg: TrackingConfig) -> str:
     uri = resolve_uri(cfg.uri)
     mlflow.set_tracking_uri(uri)
     if mlflow.get_experiment_by_name(cfg.experiment) is None:
-        artifact_location = None
-        if uri.startswith("sqlite:///"):
-            root = Path(uri.removeprefix("sqlite:///")).resolve().parent
-            artifact_location = (root / "artifacts" / cfg.experiment).as_uri()
-        mlflow.create_experiment(cfg.experiment, artifact_location=artifact_location,
+        mlflow.create_experiment(cfg.experiment, artifact_location=artifact_location(uri, cfg.experiment),
                                  tags={EXPERIMENT_KIND_TAG: MODEL_TRAINING_KIND})
     experiment = mlflow.set_experiment(cfg.experiment)
     if EXPERIMENT_KIND_TAG not in experiment.tags:  # an experiment made before the tag existed
