@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("events", "models", "registry", "training", "serving", "cli")
+PACKAGES = ("events", "models", "registry", "training", "serving", "audiences", "cli")
 # package -> the project packages it may import (besides itself). cli drives everything; nothing imports cli.
 ALLOWED = {
     "events": set(),
@@ -20,7 +20,8 @@ ALLOWED = {
     "registry": set(),
     "training": {"events", "models", "registry"},
     "serving": {"events", "models", "registry"},
-    "cli": {"events", "models", "registry", "training", "serving"},
+    "audiences": {"events", "models", "registry", "serving"},  # serving's framework-free engine: one answer everywhere
+    "cli": {"events", "models", "registry", "training", "serving", "audiences"},
 }
 FRAMEWORKS = ("lightning", "mlflow", "optuna", "bentoml", "optuna_integration")
 
@@ -55,6 +56,15 @@ def test_the_service_loads_no_training_code() -> None:
     code = ("import json, sys; import serving.service; "
             "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('training', 'cli') "
             "or m.startswith(('events.loaders', 'events.simulator')))))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == []
+
+
+def test_batch_scoring_loads_neither_bentoml_nor_training_code() -> None:
+    code = ("import json, sys; import audiences.score, cli.commands.score; "
+            "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('training', 'bentoml') "
+            "or m == 'serving.service')))")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.strip().splitlines()[-1]) == []

@@ -13,12 +13,13 @@ earlier output whole; report.json is written last):
                               suppress_ads, outreach, dormant, rfm_<segment> (11), lookalike_seeds, lookalikes
   report.json                 input hash and rows, as-of, model, thresholds, audience sizes, throughput
 An MLflow run (experiment session-signals-scoring) records the same, so every file traces to its model
-and data. Thresholds: audiences/thresholds.yaml, changed with key=value overrides or --thresholds FILE.
+and data. Thresholds: audiences/thresholds.yaml, changed with key=value overrides (right after EVENTS)
+or --thresholds FILE.
 
 examples:
   signals score data/generated/sim --out data/audiences
   signals score data/loaded/rees46 --out out/2026-03-02 --as-of 2026-03-02T00:00:00Z --model challenger
-  signals score data/generated/sim --out out --model 3 rules.at_risk.min_churn_risk=0.7 rules.dormant.idle_days=90
+  signals score data/generated/sim rules.at_risk.min_churn_risk=0.7 rules.dormant.idle_days=90 --out out --model 3
   signals score data/generated/sim --out out --model path/to/bundle
 """
 from __future__ import annotations
@@ -29,7 +30,11 @@ HELP = "score every customer in batch into customers.parquet and audience files"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("events", metavar="EVENTS", help="canonical events: a folder from `signals load`/`simulate` or its events.parquet")
+    # One positional list: the overrides follow EVENTS directly (argparse reads positionals in one go, so
+    # key=value after the options would be refused as unrecognized).
+    p.add_argument("inputs", nargs="+", metavar="EVENTS [key=value ...]",
+                   help="canonical events (a folder from `signals load`/`simulate`, or its events.parquet), then "
+                        "threshold overrides right after it, e.g. rules.at_risk.min_churn_risk=0.7 lookalikes.size=5000")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (replaced as a whole when the run finishes)")
     p.add_argument("--as-of", metavar="TIME", help="the scoring moment, ISO 8601 (naive = UTC); default: the table's "
                    "last event. Events after it are ignored")
@@ -38,8 +43,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model-name", default="session-signals", help="registered model name (default session-signals)")
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlruns/mlflow.db)")
     p.add_argument("--thresholds", metavar="FILE", help="audience thresholds YAML (default audiences/thresholds.yaml)")
-    p.add_argument("overrides", nargs="*", metavar="key=value",
-                   help="threshold overrides, e.g. rules.at_risk.min_churn_risk=0.7 lookalikes.size=5000")
 
 
 def parse_as_of(text: str | None, default):
@@ -71,8 +74,9 @@ def run(args: argparse.Namespace) -> int:
 
     log = logging.getLogger("signals.score")
     # Everything that can be wrong is checked before any work: thresholds, table, as-of, model.
-    thresholds = load_thresholds(Path(args.thresholds) if args.thresholds else None, list(args.overrides))
-    table = EventTable.open(Path(args.events))
+    events, *overrides = args.inputs
+    thresholds = load_thresholds(Path(args.thresholds) if args.thresholds else None, overrides)
+    table = EventTable.open(Path(events))
     as_of = parse_as_of(args.as_of, table.ts_max)
     table.check_as_of(as_of)
     serving = ServingSettings.from_env()  # the endpoint's segment labels, as the server would read them
