@@ -58,7 +58,7 @@ def shop(tmp_path_factory) -> tuple[Path, Path]:
     torch.manual_seed(0)
     encoder = EventEncoder.fit(events)
     model = SessionSignalsModel(ModelConfig(**encoder.sizes(), d_model=16, max_len=20))
-    uniform = lambda n: [0.0, 0.0] + [1.0 / (n - 2)] * (n - 2)  # noqa: E731 - PAD and UNK get no mass
+    uniform = lambda n: [0.0, 0.0] + [1.0 / (n - 2)] * (n - 2)
     meta = {"intent_base_rate": 0.2, "churn_base_rate": 0.4, "churn_horizon_days": 7,
             "popularity_log_prob": [-1e9, -1e9] + [float(np.log(1 / (len(encoder.products) - 2)))] * (len(encoder.products) - 2),
             "category_prior": uniform(len(encoder.categories)), "brand_prior": uniform(len(encoder.brands))}
@@ -105,7 +105,7 @@ def test_every_customer_gets_the_answer_the_endpoint_gives_for_their_events(shop
 
 def test_the_audience_files_hold_the_customers_in_each_situation(scored) -> None:
     out, report = scored
-    read = lambda name: pd.read_parquet(out / "audiences" / f"{name}.parquet")  # noqa: E731
+    read = lambda name: pd.read_parquet(out / "audiences" / f"{name}.parquet")
     cart = read("cart_abandoners").set_index("user_id")
     assert list(cart.loc["cart", "cart_products"]) == ["p1"]
     browse = read("browse_abandoners").set_index("user_id")
