@@ -1,22 +1,26 @@
 """`make demo`: the main job end to end on the embedded default data.
 
-simulate -> train (beside baselines) -> track in MLflow -> register -> serve with BentoML -> query -> stop.
+simulate -> train (beside baselines) -> track in MLflow -> register -> serve with BentoML -> query -> stop
+-> score every customer into audience files (`signals score`).
 """
 from __future__ import annotations
 
 import json
 import logging
 import sys
+from pathlib import Path
 
 import httpx
 import pandas as pd
 
 from training.config import TrainRunConfig
 from cli.log_setup import configure_logging
+from cli.main import main as cli_main
 from events.config_io import load_config
 from training.train import train
 
 log = logging.getLogger("demo")
+AUDIENCES_OUT = Path("data/audiences/demo")
 
 
 def sample_request(events: pd.DataFrame) -> dict:
@@ -59,8 +63,13 @@ def main() -> int:
         print(json.dumps(response.json(), indent=2))
     finally:
         stop_server(server)
-    print("\nserver stopped. Open the runs with: .venv/bin/mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db --workers 1")
-    return 0
+    print("\nserver stopped.")
+    # The same version scores every customer of the shop in batch: the audiences an activation layer imports.
+    print(f"\nsignals score {events_path.parent} --model {reg['version']} --out {AUDIENCES_OUT}")
+    code = cli_main(["score", str(events_path.parent), "--model", str(reg["version"]), "--out", str(AUDIENCES_OUT),
+                     "--tracking-uri", result["tracking_uri"]])
+    print("\nOpen the runs with: .venv/bin/mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db --workers 1")
+    return code
 
 
 if __name__ == "__main__":
