@@ -4,6 +4,7 @@ Resolved before any scoring work, so an unknown alias or version is one clear er
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from events.config_io import redact_uri
@@ -17,6 +18,7 @@ def fetch_model(model: str, model_name: str, tracking_uri: str, dst: Path) -> tu
     folder = Path(model)
     if folder.is_dir():
         return folder, ModelIdentity(name=folder.resolve().name, version=None, run_id=None)
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # quiet logs: one line says what loads
     import mlflow
     from mlflow.exceptions import MlflowException
 
