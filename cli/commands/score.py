@@ -32,7 +32,9 @@ HELP = "score every customer in batch into customers.parquet and audience files"
 def add_arguments(p: argparse.ArgumentParser) -> None:
     # One positional list: the overrides follow EVENTS directly (argparse reads positionals in one go, so
     # key=value after the options would be refused as unrecognized).
-    p.add_argument("inputs", nargs="+", metavar="EVENTS [key=value ...]",
+    p.usage = ("signals score EVENTS [key=value ...] --out DIR [--as-of TIME] [--model MODEL] [--model-name NAME]\n"
+               "                     [--tracking-uri URI] [--thresholds FILE]")
+    p.add_argument("inputs", nargs="+", metavar="EVENTS [key=value]",
                    help="canonical events (a folder from `signals load`/`simulate`, or its events.parquet), then "
                         "threshold overrides right after it, e.g. rules.at_risk.min_churn_risk=0.7 lookalikes.size=5000")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (replaced as a whole when the run finishes)")
