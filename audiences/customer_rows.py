@@ -38,16 +38,16 @@ def score_partition(events: pd.DataFrame, as_of: pd.Timestamp, engine: SignalsEn
     events = events[events["ts"] <= as_of].reset_index(drop=True)
     users, starts = np.unique(events["user_id"].to_numpy(), return_index=True)
     bounds = np.append(starts, len(events))
-    timelines = _event_objects(events)
     moment = as_of.to_pydatetime()
     filters = Filters(exclude_purchased=True)
     rows: list[dict] = []
     representation: list[np.ndarray] = []
     for first in range(0, len(users), cfg.scoring.batch_size):
-        batch = range(first, min(first + cfg.scoring.batch_size, len(users)))
+        batch = np.arange(first, min(first + cfg.scoring.batch_size, len(users)))
         requests = [ShopperRequest.model_construct(
-            events=timelines[bounds[u]:bounds[u + 1]], user_id=str(users[u]), as_of=moment, k=cfg.scoring.k,
-            k_categories=cfg.scoring.k_categories, k_brands=cfg.scoring.k_brands, filters=filters) for u in batch]
+            events=timeline, user_id=str(users[u]), as_of=moment, k=cfg.scoring.k,
+            k_categories=cfg.scoring.k_categories, k_brands=cfg.scoring.k_brands, filters=filters)
+            for u, timeline in zip(batch, _timelines(events, bounds, batch))]
         scored = engine.predict_scored(requests, [moment] * len(requests))
         representation.append(scored.representation)
         rows += [_signals_row(s, h, moment, cfg) for s, h in zip(scored.signals, scored.histories)]
@@ -58,7 +58,7 @@ def score_partition(events: pd.DataFrame, as_of: pd.Timestamp, engine: SignalsEn
     customers["purchased_categories"] = [c if isinstance(c, list) else [] for c in customers["purchased_categories"]]
     customers["days_since_last_purchase"] = (as_of - customers["last_purchase_ts"]).dt.total_seconds() / DAY_S
     customers["representation"] = list(np.concatenate(representation)) if representation else []
-    customers["cross_sell_products"] = _cross_sell(customers, timelines, bounds, moment, engine, cfg)
+    customers["cross_sell_products"] = _cross_sell(customers, events, bounds, moment, engine, cfg)
     recent = events[(events["event_type"] == "purchase") & (events["ts"] > as_of - pd.Timedelta(days=cfg.best_sellers.days))]
     purchases = recent.groupby(["category", "product_id"]).size().rename("purchases").reset_index()
     return PartitionResult(customers, seen - len(users), purchases)
@@ -109,7 +109,7 @@ def _purchase_summary(events: pd.DataFrame) -> pd.DataFrame:
     return summary
 
 
-def _cross_sell(customers: pd.DataFrame, timelines: list[Event], bounds: np.ndarray, moment: datetime,
+def _cross_sell(customers: pd.DataFrame, events: pd.DataFrame, bounds: np.ndarray, moment: datetime,
                 engine: SignalsEngine, cfg: AudienceConfig) -> list[list[str] | None]:
     """Top products from categories a dormant customer has not bought (the endpoint's category filter)."""
     out: list[list[str] | None] = [None] * len(customers)
@@ -118,16 +118,25 @@ def _cross_sell(customers: pd.DataFrame, timelines: list[Event], bounds: np.ndar
     for first in range(0, len(dormant), cfg.scoring.batch_size):
         rows = dormant[first:first + cfg.scoring.batch_size]
         requests = []
-        for u in rows:
+        for u, timeline in zip(rows, _timelines(events, bounds, rows)):
             bought = customers["bought_categories"].iat[u]
             others = sorted(every - set(bought)) if isinstance(bought, list) else None
             requests.append(ShopperRequest.model_construct(
-                events=timelines[bounds[u]:bounds[u + 1]], user_id=customers["user_id"].iat[u], as_of=moment,
+                events=timeline, user_id=customers["user_id"].iat[u], as_of=moment,
                 k=cfg.scoring.k, k_categories=1, k_brands=1,
                 filters=Filters(exclude_purchased=True, categories=others)))
         for u, signals in zip(rows, engine.predict(requests, [moment] * len(requests))):
             out[u] = [p["product_id"] for p in signals.products]
     return out
+
+
+def _timelines(events: pd.DataFrame, bounds: np.ndarray, users: np.ndarray) -> list[list[Event]]:
+    """The events of the given users (row ranges bounds[u]:bounds[u + 1]) as the endpoint's Event objects,
+    made one batch at a time: a partition's worth of objects would cost about 1.5 kB per event."""
+    rows = np.concatenate([np.arange(bounds[u], bounds[u + 1]) for u in users]) if len(users) else np.zeros(0, int)
+    objects = _event_objects(events.iloc[rows])
+    ends = np.cumsum([bounds[u + 1] - bounds[u] for u in users])
+    return [objects[end - (bounds[u + 1] - bounds[u]):end] for u, end in zip(users, ends)]
 
 
 def _event_objects(events: pd.DataFrame) -> list[Event]:
