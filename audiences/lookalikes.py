@@ -3,8 +3,8 @@ a customer's latest event), seeds excluded.
 
 A customer's distance to the seeds is its cosine similarity to the nearest seed, found exactly with
 chunked matrix products (torch): seeds x D floats stay in memory, candidates stream by partition, and
-a running top-N keeps memory flat. Exact search costs candidates x seeds x D multiply-adds: about 15 s
-per 10^11 on one thread (benchmarks/README.md); past that, a nearest-neighbour library.
+a running top-N keeps memory flat. Exact search costs candidates x seeds x D multiply-adds: 15 s for
+8 x 10^10 on one thread (benchmarks/README.md); past that, a nearest-neighbour library.
 """
 from __future__ import annotations
 
