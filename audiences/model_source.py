@@ -25,10 +25,6 @@ def fetch_model(model: str, model_name: str, tracking_uri: str, dst: Path) -> tu
     uri = resolve_uri(tracking_uri)
     mlflow.set_tracking_uri(uri)
     try:
-        if model.isdigit():
-            version = mlflow.MlflowClient().get_model_version(model_name, model)
-            path = Path(mlflow.artifacts.download_artifacts(artifact_uri=version.source, dst_path=str(dst)))
-            return path, ModelIdentity(name=model_name, version=str(version.version), run_id=version.run_id)
         path, found = download_bundle(model_name, model, dst)
     except MlflowException as err:
         kind = "version" if model.isdigit() else "alias"

@@ -1,6 +1,7 @@
 """The MLflow model registry as both sides see it: where the store is, the names of the served versions,
 and fetching a version's bundle. Training registers and promotes (`training.tracking`); serving only
-looks up (`serving.model_source`), so it needs nothing of training.
+looks up (`serving.model_source`), so it needs nothing of training. A version is a pyfunc model from code
+whose artifacts are the bundle's files (`registry/logged_model.py`); older versions name a run's bundle.
 """
 from __future__ import annotations
 
@@ -21,14 +22,29 @@ def resolve_uri(uri: str = "") -> str:
 
 
 def download_bundle(model_name: str, alias: str, dst: str | Path | None = None) -> tuple[Path, dict]:
-    """Fetch the bundle of `model_name@alias`; returns its local folder and the version's identity."""
+    """Fetch the bundle of `model_name@alias` (or of version `alias` when it is a number); returns its local
+    folder and the version's identity."""
     import mlflow
     from mlflow import MlflowClient
 
     client = MlflowClient()
-    version = client.get_model_version_by_alias(model_name, alias)
-    path = mlflow.artifacts.download_artifacts(artifact_uri=version.source, dst_path=str(dst) if dst else None)
+    version = (client.get_model_version(model_name, alias) if alias.isdigit()
+               else client.get_model_version_by_alias(model_name, alias))
+    path = mlflow.artifacts.download_artifacts(artifact_uri=bundle_uri(client, version),
+                                               dst_path=str(dst) if dst else None)
     return Path(path), {"model_name": model_name, "model_version": str(version.version), "run_id": version.run_id}
+
+
+def bundle_uri(client, version) -> str:
+    """Where a registered version's bundle files are: inside its logged pyfunc model (`models:/<model id>`,
+    registry/logged_model.py), or, for versions registered before the pyfunc, the run's bundle artifact
+    that the version's source names."""
+    from registry.logged_model import BUNDLE_KEY
+
+    if not version.source.startswith("models:/"):
+        return version.source
+    model_id = version.source.removeprefix("models:/").split("/")[0]
+    return f"{client.get_logged_model(model_id).artifact_location.rstrip('/')}/artifacts/{BUNDLE_KEY}"
 
 
 def artifact_location(uri: str, experiment: str) -> str | None:

@@ -23,6 +23,7 @@ from mlflow import MlflowClient
 from events.source import DatasetSource
 from models.bundle import save_bundle
 from registry import BUNDLE_ARTIFACT, CHALLENGER, CHAMPION, artifact_location, resolve_uri
+from registry.logged_model import log_signals_model
 from training.config import TrackingConfig
 from training.labels import SplitDates
 from training.metrics import PRIMARY_METRICS
@@ -109,15 +110,17 @@ def register_if_enabled(cfg: TrackingConfig, run_id: str, dataset_key: str, metr
 
 
 def register(run_id: str, model_name: str, dataset_key: str, metrics: dict[str, float], promote: str) -> dict:
-    """Register the run's bundle, alias it challenger and apply the champion rule; returns what happened."""
+    """Register the run's bundle as a pyfunc model, alias it challenger and apply the champion rule; returns what
+    happened."""
     client = MlflowClient()
     try:
         client.get_registered_model(model_name)
     except mlflow.exceptions.MlflowException:
         client.create_registered_model(model_name, description="session-signals multi-task sequence model")
-    source = f"{client.get_run(run_id).info.artifact_uri}/{BUNDLE_ARTIFACT}"
+    logged = log_registered_form(run_id, model_name)
     tags = {"dataset_key": dataset_key, **{f"metric.{k}": f"{metrics[k]:.6f}" for k in PRIMARY_METRICS if k in metrics}}
-    version = client.create_model_version(model_name, source=source, run_id=run_id, tags=tags)
+    version = client.create_model_version(model_name, source=logged.model_uri, run_id=run_id, tags=tags,
+                                          model_id=logged.model_id)
     client.set_registered_model_alias(model_name, CHALLENGER, version.version)
     promoted, reason = decide_promotion(client, model_name, dataset_key, metrics, promote)
     if promoted:
@@ -126,6 +129,15 @@ def register(run_id: str, model_name: str, dataset_key: str, metrics: dict[str, 
     log.info("registered %s version %s as %s; %s", model_name, version.version,
              "champion" if promoted else "challenger", reason)
     return {"model_name": model_name, "version": int(version.version), "champion": promoted, "reason": reason}
+
+
+def log_registered_form(run_id: str, model_name: str):
+    """The run's bundle logged beside the run as the pyfunc model that the registered version is
+    (registry/logged_model.py): `mlflow.pyfunc.load_model("models:/NAME@champion")` loads it, serving and
+    `signals score` take its bundle files. Returns MLflow's ModelInfo."""
+    with tempfile.TemporaryDirectory() as tmp:
+        bundle = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=BUNDLE_ARTIFACT, dst_path=tmp)
+        return log_signals_model(Path(bundle), run_id, {"name": model_name, "version": None, "run_id": run_id})
 
 
 def decide_promotion(client: MlflowClient, model_name: str, dataset_key: str, metrics: dict[str, float],
