@@ -44,9 +44,23 @@ def scenario_events() -> pd.DataFrame:
         ("gone", "gone-1", -100 * MIN, "view", "p4", "c4", "b1", 9.0),
         ("gone", "gone-1", -100 * MIN + 1, "purchase", "p4", "c4", "b1", 9.0),
         ("later", "later-1", at + 10, "view", "p5", "c0", "b2", 10.0),
+        *long_history(at),
     ])
     both = pd.concat([random_events(n_users=40, days=30, seed=3), known], ignore_index=True)
     return both.sort_values(["user_id", "ts"], kind="stable", ignore_index=True)
+
+
+def long_history(at: float) -> list[tuple]:
+    """A customer whose answer reads events far before the model's window (20 here): a cart kept and one
+    removed long ago, an old purchase, then a latest session longer than the window, idle for 40 minutes."""
+    rows = [("long", "long-0", 100 * MIN, "view", "p6", "c1", "b0", 11.0),
+            ("long", "long-0", 100 * MIN + 1, "cart", "p6", "c1", "b0", 11.0),
+            ("long", "long-0", 100 * MIN + 2, "cart", "p7", "c2", "b1", 12.0),
+            ("long", "long-1", 101 * MIN, "remove_from_cart", "p7", "c2", "b1", 12.0),
+            ("long", "long-1", 101 * MIN + 1, "view", "p9", "c4", "b0", 14.0),
+            ("long", "long-1", 101 * MIN + 2, "purchase", "p9", "c4", "b0", 14.0)]
+    rows += [("long", "long-2", 200 * MIN + i, "view", f"p{10 + i % 20}", f"c{i % 5}", "b2", 15.0) for i in range(30)]
+    return rows + [("long", "long-3", at - 65 + i, "view", f"p{i % 25}", f"c{i % 5}", "b1", 16.0) for i in range(25)]
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +101,7 @@ def test_every_customer_gets_the_answer_the_endpoint_gives_for_their_events(shop
     engine = SignalsEngine.from_bundle(bundle, ModelIdentity(name="tiny", version="7", run_id="r"),
                                        load_rules(DEFAULT_SEGMENTS_CONFIG))
     table = pd.read_parquet(events / "events.parquet")
-    for user in ["u0", "u17", "cart", "browse", "gone"]:
+    for user in ["u0", "u17", "cart", "browse", "gone", "long"]:
         mine = table[(table["user_id"] == user) & (table["ts"] <= AS_OF)].sample(frac=1, random_state=0)  # any order
         body = {"events": json.loads(mine.drop(columns="user_id").to_json(orient="records", date_format="iso")),
                 "as_of": AS_OF.isoformat(), "k": 10, "k_categories": 3, "k_brands": 3,
@@ -101,6 +115,9 @@ def test_every_customer_gets_the_answer_the_endpoint_gives_for_their_events(shop
         assert list(row["top_categories"]) == [a["name"] for a in served.categories]
         assert list(row["segments"]) == list(served.segments)
         assert row["model_version"] == "7"
+    long = customers.loc["long"]
+    assert long["events"] == 61 and list(long["cart_products"]) == ["p6"] and long["session_views"] == 25
+    assert "p9" not in list(long["top_products"]) and {"cart_abandoner", "browse_abandoner"} <= set(long["segments"])
 
 
 def test_the_audience_files_hold_the_customers_in_each_situation(scored) -> None:
@@ -126,7 +143,7 @@ def test_customers_without_events_before_as_of_are_counted_and_the_rest_scored_o
     customers = read_customers(out)
     assert report["customers_without_events_before_as_of"] == 1  # "later" acts only after as_of
     assert "later" not in set(customers["user_id"])
-    assert customers["user_id"].is_unique and len(customers) == report["customers_scored"] == 43
+    assert customers["user_id"].is_unique and len(customers) == report["customers_scored"] == 44
 
 
 def test_dormant_customers_get_products_of_categories_they_did_not_buy(shop, scored) -> None:
@@ -219,7 +236,7 @@ def test_the_command_scores_a_registered_alias_and_records_a_run(shop, tmp_path,
     scoring = mlflow.get_run(report["scoring_run_id"])
     assert scoring.info.status == "FINISHED"
     assert scoring.data.tags["model_version"] == "1" and scoring.data.params["input.sha256"] == report["input"]["sha256"]
-    assert scoring.data.metrics["audience_cart_abandoners"] == report["audiences"]["cart_abandoners"] == 1
+    assert scoring.data.metrics["audience_cart_abandoners"] == report["audiences"]["cart_abandoners"] == 2  # cart, long
     assert read_customers(tmp_path / "out")["model_run_id"].eq(run.info.run_id).all()
 
     # An unknown alias is refused before any work: nothing written.
