@@ -71,3 +71,14 @@ class EventTable:
 
     def n_partitions(self, events_per_partition: int) -> int:
         return auto_partitions(self.rows, events_per_partition)
+
+
+def parse_as_of(text: str | None, default: pd.Timestamp) -> pd.Timestamp:
+    """--as-of: ISO 8601 (naive = UTC), or `default` when not given."""
+    if text is None:
+        return default
+    try:
+        moment = pd.Timestamp(text)
+    except ValueError:
+        raise UserFacingError(f"--as-of {text!r} is not an ISO 8601 time (e.g. 2026-03-02T00:00:00Z)") from None
+    return moment.tz_localize("UTC") if moment.tzinfo is None else moment.tz_convert("UTC")

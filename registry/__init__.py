@@ -28,11 +28,16 @@ def download_bundle(model_name: str, alias: str, dst: str | Path | None = None) 
     from mlflow import MlflowClient
 
     client = MlflowClient()
-    version = (client.get_model_version(model_name, alias) if alias.isdigit()
-               else client.get_model_version_by_alias(model_name, alias))
+    version = registered_version(client, model_name, alias)
     path = mlflow.artifacts.download_artifacts(artifact_uri=bundle_uri(client, version),
                                                dst_path=str(dst) if dst else None)
     return Path(path), {"model_name": model_name, "model_version": str(version.version), "run_id": version.run_id}
+
+
+def registered_version(client, model_name: str, alias: str):
+    """The ModelVersion that an alias (champion, challenger) or a version number names."""
+    return client.get_model_version(model_name, alias) if alias.isdigit() else client.get_model_version_by_alias(
+        model_name, alias)
 
 
 def bundle_uri(client, version) -> str:

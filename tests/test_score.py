@@ -69,6 +69,11 @@ def shop(tmp_path_factory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("shop")
     events = scenario_events()
     write_events(events, root / "events")
+    return root / "events", random_bundle(events, root / "bundle")
+
+
+def random_bundle(events: pd.DataFrame, path: Path) -> Path:
+    """A bundle of random weights (seeded) over the events' vocabularies, window 20."""
     torch.manual_seed(0)
     encoder = EventEncoder.fit(events)
     model = SessionSignalsModel(ModelConfig(**encoder.sizes(), d_model=16, max_len=20))
@@ -76,7 +81,7 @@ def shop(tmp_path_factory) -> tuple[Path, Path]:
     meta = {"intent_base_rate": 0.2, "churn_base_rate": 0.4, "churn_horizon_days": 7,
             "popularity_log_prob": [-1e9, -1e9] + [float(np.log(1 / (len(encoder.products) - 2)))] * (len(encoder.products) - 2),
             "category_prior": uniform(len(encoder.categories)), "brand_prior": uniform(len(encoder.brands))}
-    return root / "events", save_bundle(root / "bundle", model, encoder, meta)
+    return save_bundle(path, model, encoder, meta)
 
 
 def run_score(shop, out: Path, *overrides: str, as_of: pd.Timestamp = AS_OF) -> dict:

@@ -29,7 +29,7 @@ def registry_store(shop, tmp_path_factory):  # noqa: F811
     _, bundle = shop
     root = tmp_path_factory.mktemp("registry")
     mlflow.set_tracking_uri(f"sqlite:///{root}/mlflow.db")
-    mlflow.set_experiment("pyfunc")
+    mlflow.set_experiment(experiment_id=mlflow.create_experiment("pyfunc", (root / "artifacts").as_uri()))
     client = mlflow.MlflowClient()
     runs = []
     for _ in range(2):

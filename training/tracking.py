@@ -135,6 +135,7 @@ def log_registered_form(run_id: str, model_name: str):
     """The run's bundle logged beside the run as the pyfunc model that the registered version is
     (registry/logged_model.py): `mlflow.pyfunc.load_model("models:/NAME@champion")` loads it, serving and
     `signals score` take its bundle files. Returns MLflow's ModelInfo."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # quiet logs: registration says it all
     with tempfile.TemporaryDirectory() as tmp:
         bundle = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=BUNDLE_ARTIFACT, dst_path=tmp)
         return log_signals_model(Path(bundle), run_id, {"name": model_name, "version": None, "run_id": run_id})

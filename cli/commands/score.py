@@ -47,27 +47,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--thresholds", metavar="FILE", help="audience thresholds YAML (default audiences/thresholds.yaml)")
 
 
-def parse_as_of(text: str | None, default):
-    import pandas as pd
-
-    from events.errors import UserFacingError
-
-    if text is None:
-        return default
-    try:
-        moment = pd.Timestamp(text)
-    except ValueError:
-        raise UserFacingError(f"--as-of {text!r} is not an ISO 8601 time (e.g. 2026-03-02T00:00:00Z)") from None
-    return moment.tz_localize("UTC") if moment.tzinfo is None else moment.tz_convert("UTC")
-
-
 def run(args: argparse.Namespace) -> int:
     import logging
     import tempfile
     from pathlib import Path
 
     from audiences.config import load_thresholds
-    from audiences.event_table import EventTable
+    from audiences.event_table import EventTable, parse_as_of
     from audiences.model_source import fetch_model
     from audiences.score import ScoreJob, score
     from audiences.tracking import log_scoring, scoring_run
