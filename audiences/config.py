@@ -18,6 +18,7 @@ class ScoringConfig:
     k_brands: int
     batch_size: int
     events_per_partition: int
+    workers: int
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,7 @@ def load_thresholds(path: Path | None = None, overrides: list[str] | None = None
         cfg = load_config(AudienceConfig, path, overrides or [])
     except TypeError as err:  # a section or key missing from the file
         raise UserFacingError(f"thresholds {path}: {err}") from err
-    for name in ("k", "k_categories", "k_brands", "batch_size", "events_per_partition"):
+    for name in ("k", "k_categories", "k_brands", "batch_size", "events_per_partition", "workers"):
         if getattr(cfg.scoring, name) < 1:
             raise UserFacingError(f"scoring.{name} must be at least 1")
     return cfg

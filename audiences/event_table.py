@@ -6,7 +6,6 @@ partitioner), so each customer's whole timeline is in memory once and memory sta
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,21 +55,24 @@ class EventTable:
             raise UserFacingError(f"--as-of {as_of.isoformat()} is before the data: the first event of {self.file} "
                                   f"is at {self.ts_min.isoformat()}")
 
-    def partitions(self, events_per_partition: int, work: Path) -> Iterator[pd.DataFrame]:
-        """Each partition's events, sorted by user then time (ties keep file order, as serving's stable sort)."""
-        n = auto_partitions(self.rows, events_per_partition)
+    def partition_files(self, events_per_partition: int, work: Path, at_least: int = 1) -> list[Path]:
+        """The table itself when it fits one partition, else its user-hash partitions written under `work`."""
+        n = self.n_partitions(events_per_partition, at_least)
         if n == 1:
-            files = [self.file]
-        else:
-            log.info("repartitioning %d events into %d user partitions", self.rows, n)
-            repartition([SourceFile.of(self.file)], work / "partitions", n)
-            files = [partition_path(work / "partitions", k) for k in range(n)]
-        for file in files:
-            table = pq.read_table(file, columns=list(CANONICAL_SCHEMA.names)).cast(CANONICAL_SCHEMA)
-            yield table.to_pandas().sort_values(["user_id", "ts"], kind="stable", ignore_index=True)
+            return [self.file]
+        log.info("repartitioning %d events into %d user partitions", self.rows, n)
+        repartition([SourceFile.of(self.file)], work / "partitions", n)
+        return [partition_path(work / "partitions", k) for k in range(n)]
 
-    def n_partitions(self, events_per_partition: int) -> int:
-        return auto_partitions(self.rows, events_per_partition)
+    def n_partitions(self, events_per_partition: int, at_least: int = 1) -> int:
+        return max(auto_partitions(self.rows, events_per_partition), at_least)
+
+
+def read_partition(file: Path) -> pd.DataFrame:
+    """One partition's events, sorted by user then time (ties keep file order, as serving's stable sort)."""
+    table = pq.read_table(file, columns=list(CANONICAL_SCHEMA.names)).cast(CANONICAL_SCHEMA)
+    return table.to_pandas().sort_values(["user_id", "ts"], kind="stable", ignore_index=True)
+
 
 
 def parse_as_of(text: str | None, default: pd.Timestamp) -> pd.Timestamp:

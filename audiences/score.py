@@ -2,7 +2,7 @@
 customers file and the audience files, atomically, with an MLflow run that traces them.
 
 Three passes over the user partitions keep memory flat (about one partition of events plus one row of
-numbers per customer): (1) score each partition into a part file; (2) RFM quintiles over every customer,
+numbers per customer): (1) score each partition into a part file (`scoring.workers` processes at once); (2) RFM quintiles over every customer,
 and the seeds' representations; (3) each part gets its RFM segment and best-sellers and is appended to
 customers.parquet and to the audience files, while the lookalike search streams past it.
 """
@@ -21,7 +21,6 @@ import psutil
 import pyarrow.parquet as pq
 
 from audiences.config import AudienceConfig
-from audiences.customer_rows import score_partition
 from audiences.definitions import LOOKALIKES, audiences, is_seed
 from audiences.event_table import EventTable
 from audiences.files import (
@@ -34,10 +33,10 @@ from audiences.files import (
     audience_file,
 )
 from audiences.lookalikes import NearestToSeeds
+from audiences.partition_scoring import EngineSource, score_partitions
 from audiences.rfm import rfm_scores
 from events.config_io import to_dict
 from serving.api_types import ModelIdentity
-from serving.engine import SignalsEngine
 
 log = logging.getLogger(__name__)
 
@@ -56,12 +55,11 @@ class ScoreJob:
 def score(job: ScoreJob, run_id: str | None = None) -> dict:
     """Write job.out; returns the report (also written there as report.json, last)."""
     started = time.perf_counter()
-    engine = SignalsEngine.from_bundle(job.bundle, job.identity, job.engine_rules)
     cfg = job.thresholds
     with atomic_folder(job.out) as folder:
         work = folder / ".work"
         work.mkdir()
-        parts, without, purchases = _score_parts(job, engine, work)
+        parts, without, purchases = _score_parts(job, work)
         rfm = _rfm(parts)
         seeds = _seeds(parts, rfm, cfg)
         best_sellers = _best_sellers(purchases, cfg.best_sellers.n)
@@ -78,27 +76,25 @@ def score(job: ScoreJob, run_id: str | None = None) -> dict:
             "audiences": sizes, "empty_audiences": [name for name, n in sizes.items() if n == 0],
             "thresholds": to_dict(cfg), "seconds": round(seconds, 2),
             "customers_per_second": round(scored / max(seconds, 1e-9), 1),
-            "peak_rss_mb": round(_peak_rss_mb(), 1),
+            "peak_rss_mb": round(_peak_rss_mb(), 1), "workers": cfg.scoring.workers,
+            "peak_worker_rss_mb": round(_peak_rss_mb(children=True), 1) if cfg.scoring.workers > 1 else None,
         }
         (folder / REPORT_FILE).write_text(json.dumps(report, indent=2, default=str) + "\n")
     return report
 
 
-def _score_parts(job: ScoreJob, engine: SignalsEngine, work: Path) -> tuple[list[Path], int, pd.DataFrame]:
+def _score_parts(job: ScoreJob, work: Path) -> tuple[list[Path], int, pd.DataFrame]:
     cfg = job.thresholds
-    n = job.table.n_partitions(cfg.scoring.events_per_partition)
-    parts, without, purchases = [], 0, []
-    for k, events in enumerate(job.table.partitions(cfg.scoring.events_per_partition, work)):
-        tick = time.perf_counter()
-        result = score_partition(events, job.as_of, engine, cfg)
-        del events
-        part = work / f"customers-{k:05d}.parquet"
-        result.customers.to_parquet(part, index=False)
-        parts.append(part)
-        without += result.without_events
-        purchases.append(result.purchases)
-        log.info("partition %d/%d: %d customers scored in %.1f s", k + 1, n, len(result.customers),
+    files = job.table.partition_files(cfg.scoring.events_per_partition, work, at_least=cfg.scoring.workers)
+    parts = [work / f"customers-{k:05d}.parquet" for k in range(len(files))]
+    source = EngineSource(job.bundle, job.identity, job.engine_rules)
+    without, purchases, tick = 0, [], time.perf_counter()
+    for k, scored in enumerate(score_partitions(files, parts, job.as_of, cfg, source)):
+        without += scored.without_events
+        purchases.append(scored.purchases)
+        log.info("partition %d/%d: %d customers scored (%.1f s since the last)", k + 1, len(files), scored.customers,
                  time.perf_counter() - tick)
+        tick = time.perf_counter()
     return parts, without, pd.concat(purchases, ignore_index=True)
 
 
@@ -164,11 +160,12 @@ def _write_outputs(folder: Path, parts: list[Path], rfm: pd.DataFrame, seeds: Ne
     return sizes, scored, live
 
 
-def _peak_rss_mb() -> float:
-    """Peak resident memory of this process (ru_maxrss: kB on Linux)."""
+def _peak_rss_mb(children: bool = False) -> float:
+    """Peak resident memory of this process, or of its largest finished worker (ru_maxrss: kB on Linux)."""
     import resource
 
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 if psutil.LINUX else float("nan")
+    who = resource.RUSAGE_CHILDREN if children else resource.RUSAGE_SELF
+    return resource.getrusage(who).ru_maxrss / 1024 if psutil.LINUX else float("nan")
 
 
 def read_customers(folder: Path) -> pd.DataFrame:

@@ -185,10 +185,14 @@ def test_the_rfm_grid_names_all_eleven_segments_and_scores_follow_the_values() -
     assert scores["rfm_segment"].tolist()[-1] == "Lost"
 
 
-def test_streaming_by_partition_gives_the_same_files(shop, scored, tmp_path) -> None:
+@pytest.mark.parametrize("streaming", ["scoring.events_per_partition=500", "scoring.workers=2"])
+def test_streaming_by_partition_gives_the_same_files(shop, scored, tmp_path, streaming) -> None:
+    """Several partitions, scored one after another or in two worker processes: the files of one."""
     out, _ = scored
-    run_score(shop, tmp_path / "parts", "rules.at_risk.min_churn_risk=0", "lookalikes.size=5",
-              "rules.dormant.idle_days=350", "triggers.max_idle_days=1", "scoring.events_per_partition=500")
+    report = run_score(shop, tmp_path / "parts", "rules.at_risk.min_churn_risk=0", "lookalikes.size=5",
+                       "rules.dormant.idle_days=350", "triggers.max_idle_days=1", streaming)
+    if streaming == "scoring.workers=2":
+        assert report["workers"] == 2 and report["peak_worker_rss_mb"] > 100  # scored in worker processes
     one = read_customers(out).sort_values("user_id", ignore_index=True)
     many = read_customers(tmp_path / "parts").sort_values("user_id", ignore_index=True)
     pd.testing.assert_frame_equal(one, many)
