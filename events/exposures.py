@@ -34,6 +34,18 @@ def log_file_name(experiment: str, opened: datetime, host: str, pid: int) -> str
     return f"{FILE_PREFIX}{experiment}-{opened.strftime('%Y%m%dT%H%M%S%fZ')}-{host}-{pid}{FILE_SUFFIX}"
 
 
+def write_exposures(exposures: pd.DataFrame, folder: str | Path, host: str = "offline") -> Path:
+    """A DataFrame of EXPOSURE_FIELDS as one log file, as a server writes it (simulated experiments, tests)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    first = exposures.iloc[0]
+    path = folder / log_file_name(str(first["experiment"]), pd.Timestamp(first["ts"]).to_pydatetime(), host, 0)
+    with open(path, "w") as f:
+        f.writelines(exposure_line(pd.Timestamp(r.ts).to_pydatetime(), r.experiment, r.arm, r.user_id, r.model_version,
+                                   r.request_id) for r in exposures.itertuples(index=False))
+    return path
+
+
 @dataclass(frozen=True)
 class ExposureRead:
     exposures: pd.DataFrame

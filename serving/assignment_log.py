@@ -48,8 +48,13 @@ def check_log_dir(folder: Path, min_free_mb: float) -> None:
 
 
 def free_space_problem(folder: Path, min_free_mb: float) -> str | None:
-    free_mb = shutil.disk_usage(folder).free / 2**20
-    return f"{folder}: only {free_mb:.0f} MB free, below the {min_free_mb:g} MB required" if free_mb < min_free_mb else None
+    try:
+        free_mb = shutil.disk_usage(folder).free / 2**20
+    except OSError as err:
+        return f"{folder}: {err.strerror}"
+    if free_mb < min_free_mb:
+        return f"{folder}: only {free_mb:.0f} MB free, below the {min_free_mb:g} MB required"
+    return None
 
 
 class AssignmentLog:
@@ -68,6 +73,7 @@ class AssignmentLog:
         self.files = 0
         self.write_error: str | None = None
         self._pending: list[str] = []
+        self._in_flight = 0
         self._closing = False
         self._wake = threading.Condition()
         self._file: BinaryIO | None = None
@@ -79,7 +85,7 @@ class AssignmentLog:
     def offer(self, lines: list[str]) -> int:
         """Queue exposure lines for writing; returns how many were dropped because the buffer is full."""
         with self._wake:
-            room = 0 if self._closing else self.queue_size - len(self._pending)
+            room = 0 if self._closing else self.queue_size - len(self._pending) - self._in_flight
             accepted = lines[:max(room, 0)]
             self._pending.extend(accepted)
             dropped = len(lines) - len(accepted)
@@ -115,10 +121,14 @@ class AssignmentLog:
                 if not self._pending and not self._closing:
                     self._wake.wait(timeout=min(1.0, self.fsync_seconds))
                 lines, self._pending = self._pending, []
+                self._in_flight = len(lines)  # still counts against the bound until written
                 closing = self._closing
-            if lines and not self._write(lines):
-                with self._wake:
-                    self._pending[:0] = lines  # first again, in order; offers see the buffer full meanwhile
+            written = not lines or self._write(lines)
+            with self._wake:
+                self._in_flight = 0
+                if not written:
+                    self._pending[:0] = lines  # first again, in order
+            if not written:
                 time.sleep(RETRY_S)  # at shutdown too: close() waits for the disk up to its timeout
                 continue
             self._maintain(closing)
