@@ -5,22 +5,20 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import matplotlib
+from matplotlib.figure import Figure  # no pyplot: no backend, no window, nothing to close
 
-matplotlib.use("Agg")  # files only: a readout never opens a window
-import matplotlib.pyplot as plt  # noqa: E402
-
-from experiments.readout import Readout  # noqa: E402
-from registry import resolve_uri  # noqa: E402
+from experiments.readout import Readout
+from registry import resolve_uri
 
 MLFLOW_EXPERIMENT = "session-signals-readouts"
 PLOTTED = (("conversion", "conversion", "{:.1%}"), ("revenue_per_user", "revenue per shopper", "{:.2f}"))
 
 
-def figure(readout: Readout) -> plt.Figure:
+def figure(readout: Readout) -> Figure:
     """Each arm's conversion and revenue per shopper with their 95% intervals; the control in grey."""
     t = readout.table
-    fig, axes = plt.subplots(1, len(PLOTTED), figsize=(5 * len(PLOTTED), 0.6 * len(t) + 1.8))
+    fig = Figure(figsize=(5 * len(PLOTTED), 0.6 * len(t) + 1.8))
+    axes = fig.subplots(1, len(PLOTTED))
     for ax, (column, title, fmt) in zip(axes, PLOTTED):
         errors = [(t[column] - t[f"{column}_ci_low"]).to_numpy(), (t[f"{column}_ci_high"] - t[column]).to_numpy()]
         colors = ["tab:grey" if arm == readout.control else "tab:blue" for arm in t.index]
@@ -52,9 +50,7 @@ def log_readout(readout: Readout, inputs: dict[str, str], tracking_uri: str = ""
         mlflow.log_metrics(metrics)
         mlflow.log_text(readout.markdown(), "readout.md")
         mlflow.log_table(readout.table.reset_index(), "readout.json")
-        fig = figure(readout)
-        mlflow.log_figure(fig, "readout.png")
-        plt.close(fig)
+        mlflow.log_figure(figure(readout), "readout.png")
         return run.info.run_id
 
 

@@ -46,6 +46,14 @@ def test_every_accepted_exposure_is_written_once_across_rotations(tmp_path) -> N
     assert len(read_exposures(tmp_path).exposures) == 3000
 
 
+def test_close_writes_everything_accepted_before_it_returns(tmp_path) -> None:
+    log = open_log(tmp_path, queue_size=200_000)
+    for start in range(0, 200_000, 1000):
+        assert log.offer(lines(1000, start)) == 0
+    assert log.close() == 0  # no waiting before it: close itself must drain the buffer
+    assert len(read_exposures(tmp_path).exposures) == 200_000
+
+
 def test_an_idle_file_is_closed_after_its_age_and_the_next_exposure_opens_a_new_one(tmp_path) -> None:
     log = open_log(tmp_path, max_file_minutes=0.01)  # 0.6 s
     log.offer(lines(5))
