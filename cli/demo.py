@@ -89,10 +89,12 @@ def show_experiment(tracking_uri: str, events: pd.DataFrame, n_shoppers: int = 2
     shutil.rmtree(folder, ignore_errors=True)  # a fresh log each demo: the readout reads this run only
     arms = {"champion": 0.45, "challenger": 0.45, "holdout": 0.10}
     config = {"name": "demo-champion-vs-challenger", "control": "champion", "log": {"dir": str(folder / "log")},
-              "arms": [{"name": a, "share": s, **({"holdout": True} if a == "holdout" else {"alias": a})} for a, s in arms.items()]}
+              "arms": [{"name": a, "share": s, **({"holdout": True} if a == "holdout" else {"alias": a})}
+                       for a, s in arms.items()]}
     folder.mkdir(parents=True)
     (folder / "experiment.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    print(f"\nexperiment: signals serve --experiment {folder / 'experiment.yaml'} (champion 45%, challenger 45%, holdout 10%)")
+    print(f"\nexperiment: signals serve --experiment {folder / 'experiment.yaml'} "
+          "(champion 45%, challenger 45%, holdout 10%)")
     port = free_port()
     serve = subprocess.Popen([sys.executable, "-m", "cli.main", "serve", "--experiment", str(folder / "experiment.yaml"),
                               "--port", str(port), "--tracking-uri", tracking_uri])
@@ -117,7 +119,8 @@ def show_experiment(tracking_uri: str, events: pd.DataFrame, n_shoppers: int = 2
     sim = simulate_experiment(config["name"], arms, {"champion": 0.05, "challenger": 0.065, "holdout": 0.04}, 0,
                               exposures=log, seed=7)
     readout = read_out(folder / "log", sim.events, window_days=7)
-    print("\nreadout on purchases simulated after the exposures (true conversion: champion 5%, challenger 6.5%, holdout 4%):")
+    print("\nreadout on purchases simulated after the exposures "
+          "(true conversion: champion 5%, challenger 6.5%, holdout 4%):")
     print(readout.markdown())
     run_id = log_readout(readout, {"log": str(folder / "log"), "events": "simulated outcomes"}, tracking_uri)
     print(f"logged to MLflow: run {run_id} (experiment session-signals-readouts)")

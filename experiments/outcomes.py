@@ -39,7 +39,8 @@ def choose_experiment(exposures: pd.DataFrame, name: str | None) -> str:
     return name
 
 
-def per_user_outcomes(exposures: pd.DataFrame, events: pd.DataFrame, window: pd.Timedelta) -> tuple[pd.DataFrame, JoinCounts]:
+def per_user_outcomes(exposures: pd.DataFrame, events: pd.DataFrame,
+                      window: pd.Timedelta) -> tuple[pd.DataFrame, JoinCounts]:
     """(user_id, arm, first_exposure, converted, revenue) per shopper of one experiment's exposures."""
     arms_per_user = exposures.groupby("user_id")["arm"].nunique()
     several = arms_per_user.index[arms_per_user > 1]

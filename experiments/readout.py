@@ -64,7 +64,8 @@ def markdown(readout: Readout) -> str:
     lines = [f"experiment **{readout.experiment}**: purchases within {readout.window_days:g} days of a shopper's first "
              f"exposure; control **{readout.control}**; 95% intervals",
              "",
-             "| arm | shoppers | share (expected) | conversion [95% CI] | vs control [95% CI] | p | revenue / shopper [95% CI] | vs control [95% CI] | p |",
+             "| arm | shoppers | share (expected) | conversion [95% CI] | vs control [95% CI] | p "
+             "| revenue / shopper [95% CI] | vs control [95% CI] | p |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for arm, r in t.iterrows():
         control = arm == readout.control
@@ -80,8 +81,10 @@ def markdown(readout: Readout) -> str:
                f"{r['revenue_per_user_diff_ci_high']:+.2f}] | {r['revenue_per_user_p_value']:.3g} |"))
     srm = readout.sample_ratio
     lines += ["", f"sample ratio: chi-square {srm.chi2:.2f}, p = {srm.p_value:.3g}"
-              + (" -> **MISMATCH**: the split is not the configured one; do not trust the comparison" if srm.mismatch else " (no mismatch)"),
-              f"read: {c.exposures:,} exposures of {c.users:,} shoppers; left out: {c.in_several_arms:,} shoppers in several "
+              + (" -> **MISMATCH**: the split is not the configured one; do not trust the comparison"
+                 if srm.mismatch else " (no mismatch)"),
+              f"read: {c.exposures:,} exposures of {c.users:,} shoppers; left out: {c.in_several_arms:,} shoppers in "
+              "several "
               f"arms, {c.incomplete_window:,} without a whole window in the events; {readout.truncated_lines} cut-off "
               f"last line(s) skipped; {c.purchases_without_price:,} purchases without a price (revenue 0)"]
     if readout.shares_changed:

@@ -36,7 +36,8 @@ def simulate_experiment(name: str, shares: dict[str, float], conversion: dict[st
     rng = np.random.default_rng(seed)
     if exposures is None:
         exposures = _exposures(rng, name, shares, n_users, pd.Timestamp(start, tz="UTC"), days)
-    first = exposures.sort_values("ts", kind="stable").groupby("user_id", as_index=False).agg(arm=("arm", "first"), ts=("ts", "min"))
+    first = (exposures.sort_values("ts", kind="stable").groupby("user_id", as_index=False)
+             .agg(arm=("arm", "first"), ts=("ts", "min")))
     window = pd.Timedelta(days=window_days)
     p = first["arm"].map(conversion).to_numpy(float)
     converts = rng.random(len(first)) < p

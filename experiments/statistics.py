@@ -41,8 +41,8 @@ def arm_table(users: pd.DataFrame, control: str, shares: dict[str, float], confi
         row.update(_proportion(int(g["converted"].sum()), len(g), confidence))
         row.update(_mean("revenue_per_user", g["revenue"].to_numpy(float), confidence))
         if arm != control:
-            row.update(_difference("conversion", g["converted"].to_numpy(float), base["converted"].to_numpy(float), confidence))
-            row.update(_difference("revenue_per_user", g["revenue"].to_numpy(float), base["revenue"].to_numpy(float), confidence))
+            for name, column in (("conversion", "converted"), ("revenue_per_user", "revenue")):
+                row.update(_difference(name, g[column].to_numpy(float), base[column].to_numpy(float), confidence))
         rows[arm] = row
     table = pd.DataFrame.from_dict(rows, orient="index")
     table.index.name = "arm"

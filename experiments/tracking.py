@@ -46,7 +46,8 @@ def log_readout(readout: Readout, inputs: dict[str, str], tracking_uri: str = ""
                    "exposures": c.exposures, "users_in_several_arms": c.in_several_arms,
                    "users_incomplete_window": c.incomplete_window, "truncated_lines": readout.truncated_lines}
         for arm, row in readout.table.iterrows():
-            metrics.update({f"{arm}.{k}": float(v) for k, v in row.items() if isinstance(v, (int, float)) and not math.isnan(v)})
+            metrics.update({f"{arm}.{k}": float(v) for k, v in row.items()
+                            if isinstance(v, (int, float)) and not math.isnan(v)})
         mlflow.log_metrics(metrics)
         mlflow.log_text(readout.markdown(), "readout.md")
         mlflow.log_table(readout.table.reset_index(), "readout.json")

@@ -131,7 +131,8 @@ def validate(config: ExperimentConfig | PinnedExperiment) -> None:
         if abs(arm.share * BUCKETS - round(arm.share * BUCKETS)) > 1e-6:
             raise UserFacingError(f"arms[{i}].share: {arm.share} is finer than the split's step of 1/{BUCKETS}")
         if isinstance(arm, ArmConfig):
-            given = [k for k in ("alias", "version", "bundle") if getattr(arm, k) is not None] + (["holdout"] if arm.holdout else [])
+            given = [k for k in ("alias", "version", "bundle") if getattr(arm, k) is not None]
+            given += ["holdout"] if arm.holdout else []
             if len(given) != 1:
                 raise UserFacingError(f"arms[{i}]: give exactly one of alias, version, bundle or holdout: true "
                                       f"(got {', '.join(given) or 'none'})")

@@ -101,5 +101,5 @@ class SplitEngine:
 def _held_out(request: ShopperRequest, as_of: datetime) -> ShopperSignals:
     return ShopperSignals.model_construct(
         user_id=request.user_id, as_of=as_of, purchase_intent=None, churn_risk=None, products=[], categories=[],
-        brands=[], segments=[], history=HistorySummary(events_received=len(request.events), events_used=0, unknown_products=0),
-        model=None)
+        brands=[], segments=[], model=None,
+        history=HistorySummary(events_received=len(request.events), events_used=0, unknown_products=0))
