@@ -6,7 +6,9 @@ The realistic bundle (benchmarks/serving/realistic_bundle.py) served plainly, th
 experiment (two engines per worker, hash assignment, the assignment log on disk; no holdout, which would
 skip the model for a tenth of the shoppers and flatter the split). Rounds alternate without / with, so a
 busy neighbour on the machine hurts both alike. Each: locust sequential (1 client: p50, p99) and 32 clients
-(requests/s, p99), shoppers with user ids (benchmarks/serving/run.py: shopper_bodies). Prints a markdown table.
+(requests/s, p99), shoppers with user ids (benchmarks/serving/run.py: shopper_bodies). Prints a markdown table,
+after the in-process attribution of the cost: a batch of 32 on one engine, split over two engines, and split
+over one shared engine (the split's own bookkeeping).
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import json
 import os
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from benchmarks.serving.run import locust, shopper_bodies
@@ -28,6 +31,53 @@ def experiment_env(bundle: Path, log_dir: Path) -> dict[str, str]:
                                                    PinnedArm("b", 0.5, str(bundle), identity)),
                               AssignmentLogConfig(dir=str(log_dir)))
     return {"SIGNALS_EXPERIMENT": pinned.to_json()}
+
+
+def in_process_ms(bundle: Path, bodies: list[dict], repeats: int = 40) -> dict[str, float]:
+    """Median ms of a batch of 32 through one engine, through a 50/50 split over two engines (two models), and
+    through a split whose arms share one engine (the split's bookkeeping alone); and the assignment per shopper."""
+    from datetime import UTC, datetime
+
+    import numpy as np
+    import torch
+
+    from serving.api_types import ModelIdentity, ShopperRequest
+    from serving.assignment_log import AssignmentLog
+    from serving.engine import SignalsEngine
+    from serving.experiment import PinnedExperiment, Split
+    from serving.segments import load_rules
+    from serving.settings import DEFAULT_SEGMENTS_CONFIG
+    from serving.split_engine import SplitEngine
+
+    torch.set_num_threads(1)
+    rules = load_rules(DEFAULT_SEGMENTS_CONFIG)
+    identity = ModelIdentity(name=bundle.name, version=None, run_id=None)
+    first, second = (SignalsEngine.from_bundle(bundle, identity, rules) for _ in range(2))
+    experiment = PinnedExperiment.from_json(experiment_env(bundle, bundle.parent / "inproc-log")["SIGNALS_EXPERIMENT"])
+    cfg = experiment.log
+
+    def log() -> AssignmentLog:
+        return AssignmentLog(Path(cfg.dir), experiment.name, max_file_mb=cfg.max_file_mb, queue_size=cfg.queue_size,
+                             max_file_minutes=cfg.max_file_minutes, fsync_seconds=cfg.fsync_seconds, min_free_mb=1)
+    two = SplitEngine(experiment, {"a": first, "b": second}, log())
+    shared = SplitEngine(experiment, {"a": first, "b": first}, log())
+    batch = [ShopperRequest.model_validate(b) for b in bodies[:32]]
+    now = [datetime.now(UTC)] * len(batch)
+
+    def median_ms(fn, n: int = repeats) -> float:
+        fn()
+        times = []
+        for _ in range(n):
+            start = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - start)
+        return float(np.median(times) * 1000)
+
+    split = Split.of(experiment)
+    return {"one_engine_batch32_ms": median_ms(lambda: first.predict(batch, now)),
+            "split_two_engines_batch32_ms": median_ms(lambda: two.predict(batch, now)),
+            "split_shared_engine_batch32_ms": median_ms(lambda: shared.predict(batch, now)),
+            "assignment_us": median_ms(lambda: [split.arm_of(r.user_id) for r in batch], 200) * 1000 / len(batch)}
 
 
 def measure(env: dict[str, str], bodies: Path, duration_s: int, tmp: Path) -> dict[str, float]:
@@ -52,6 +102,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="without/with pairs")
     parser.add_argument("--products", type=int, default=50_000)
     parser.add_argument("--json", type=Path, help="write the figures here")
+    parser.add_argument("--in-process-only", action="store_true", help="only the in-process attribution (no server)")
     args = parser.parse_args()
 
     from benchmarks.serving.realistic_bundle import build
@@ -66,9 +117,13 @@ def main() -> None:
         tmp = Path(tmp)
         bundle = build(tmp / "bundle", n_products=args.products)
         bodies = tmp / "bodies.json"
-        bodies.write_text(json.dumps(shopper_bodies(load_bundle(bundle)[1], 512)))
+        shoppers = shopper_bodies(load_bundle(bundle)[1], 512)
+        bodies.write_text(json.dumps(shoppers))
         base = {"SIGNALS_BUNDLE": str(bundle), "BENTOML_HOME": str(tmp / "bentoml")}
-        results: dict[str, list[dict]] = {"without": [], "with": []}
+        results: dict = {"in_process": in_process_ms(bundle, shoppers), "without": [], "with": []}
+        print(json.dumps(results["in_process"]))
+        if args.in_process_only:
+            return
         for r in range(args.rounds):
             results["without"].append(measure(base, bodies, args.duration, tmp))
             log_dir = tmp / f"log-{r}"
@@ -79,7 +134,7 @@ def main() -> None:
         args.json.write_text(json.dumps(results, indent=2))
 
 
-def markdown(results: dict[str, list[dict]]) -> str:
+def markdown(results: dict) -> str:
     lines = ["| round | split | sequential p50 ms | sequential p99 ms | req/s at 32 clients | p99 ms at 32 | errors "
              "| exposures logged |",
              "|---:|---|---:|---:|---:|---:|---:|---:|"]
