@@ -109,10 +109,9 @@ def show_experiment(tracking_uri: str, events: pd.DataFrame, n_shoppers: int = 2
                 response.raise_for_status()
                 answered += len(response.json()["results"])
             one = client.post("/predict", json=bodies[0]).json()
-        serve.send_signal(signal.SIGTERM)  # a clean stop: the workers flush the assignment log
-        serve.wait(timeout=90)
     finally:
-        serve.kill()
+        serve.send_signal(signal.SIGTERM)  # a clean stop: the server's workers flush the assignment log
+        serve.wait(timeout=90)
     print(f"answered {answered} shoppers; one answer's experiment: {json.dumps(one['experiment'])}, model {one['model']}")
     log = read_exposures(folder / "log").exposures
     print(f"assignment log: {len(log)} exposures, per arm {log['arm'].value_counts().to_dict()}")

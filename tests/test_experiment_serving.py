@@ -84,6 +84,16 @@ def signals_serve(config: Path, port: int, uri: str, home: Path, workers: int = 
                             stderr=subprocess.STDOUT, text=True)
 
 
+def stop(cli: subprocess.Popen) -> None:
+    """SIGTERM first, so that `signals serve` stops its server too (SIGKILL would orphan it), then SIGKILL."""
+    if cli.poll() is None:
+        cli.send_signal(signal.SIGTERM)
+        try:
+            cli.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            cli.kill()
+
+
 def ask(url: str, user_id: str | None) -> dict:
     """One /predict on a fresh connection, so that the workers share the requests."""
     body = {"events": EVENTS, **({"user_id": user_id} if user_id is not None else {})}
@@ -105,7 +115,7 @@ def serve_and_ask(config: Path, uri: str, home: Path, users: list[str | None]) -
         cli.send_signal(signal.SIGTERM)
         assert cli.wait(timeout=90) == 0, cli.stdout.read()
     finally:
-        cli.kill()
+        stop(cli)
     return answers, metrics
 
 
@@ -190,5 +200,5 @@ def test_readyz_names_a_log_folder_that_cannot_be_written_until_it_can_again(sto
         cli.send_signal(signal.SIGTERM)
         assert cli.wait(timeout=90) == 0
     finally:
-        cli.kill()
+        stop(cli)
     assert list(read_exposures(log_dir).exposures["user_id"]) == ["during"]  # kept in memory, written when it could
