@@ -157,17 +157,31 @@ class HistorySummary(BaseModel):
     unknown_products: int = Field(description="Of those, products the model never saw (served through UNK).")
 
 
+class ExperimentArm(BaseModel):
+    """Where an experiment put this shopper (only when the server runs one: `signals serve --experiment`)."""
+
+    name: str = Field(description="The experiment.", examples=["champion-vs-challenger"])
+    arm: str = Field(description="The arm that answered.", examples=["challenger"])
+    assigned: bool = Field(description="false: no user_id, so the control arm answered outside the experiment "
+                                       "(not logged, not in the readout; counted in /metrics).")
+    holdout: bool = Field(description="true: held out, no model answered: the signals are null or empty and the "
+                                      "caller should act on nothing (the holdout measures what happens then).")
+    request_id: str | None = Field(description="This exposure's id in the assignment log; null when not assigned.")
+
+
 class ShopperSignals(BaseModel):
     user_id: str | None
     as_of: datetime
-    purchase_intent: float = Field(description="Probability that the current session ends in a purchase.")
-    churn_risk: float = Field(description="Probability of no purchase within the model's churn horizon after as_of.")
+    # null only for a holdout shopper of an experiment (experiment.holdout)
+    purchase_intent: float | None = Field(description="Probability that the current session ends in a purchase.")
+    churn_risk: float | None = Field(description="Probability of no purchase within the model's churn horizon after as_of.")
     products: list[ProductScore] = Field(description="Top-k products after filters, best first (may be fewer than k).")
     categories: list[Affinity]
     brands: list[Affinity]
     segments: list[Segment] = Field(description="Audiences this shopper belongs to now; rules in serving/segments.yaml.")
     history: HistorySummary
-    model: ModelIdentity
+    model: ModelIdentity | None = Field(description="The model that answered; null for a holdout shopper.")
+    experiment: ExperimentArm | None = Field(None, description="The experiment's assignment, when one runs.")
 
 
 class BatchSignals(BaseModel):

@@ -38,6 +38,9 @@ class ServingSettings:
     workers: int
     """SIGNALS_WORKERS: server processes, each with its own copy of the model (default 2: one per core of
     the 2-core target; one process is bound by its GIL at about 400 requests/s, benchmarks/SERVING.md)."""
+    experiment: str | None = None
+    """SIGNALS_EXPERIMENT: JSON of a pinned experiment (serving/experiment.py: PinnedExperiment), set by
+    `signals serve --experiment`; every worker then serves each arm's bundle and logs assignments."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> "ServingSettings":
@@ -54,4 +57,5 @@ class ServingSettings:
             max_queue=int(env.get("SIGNALS_MAX_QUEUE", "") or 512),
             torch_threads=int(env.get("SIGNALS_TORCH_THREADS", "") or 1),
             workers=int(env.get("SIGNALS_WORKERS", "") or 2),
+            experiment=env.get("SIGNALS_EXPERIMENT", "") or None,
         )
