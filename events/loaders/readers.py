@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
@@ -58,6 +59,7 @@ class CsvReader:
         self.layout = layout
         self.chunk_bytes = chunk_bytes
         self.columns: list[str] = list(layout.column_names) if layout.column_names else self._header()
+        self.unreadable: dict[str, pa.DataType] = {}  # every CSV column is text
         expansion = _COMPRESSED_EXPANSION if path.suffix.lower() in (".gz", ".bz2", ".zst", ".lz4") else 1
         self.size_hint_rows = max(1, path.stat().st_size * expansion // _MIN_CSV_ROW_BYTES)
 
@@ -151,18 +153,31 @@ class ParquetReader:
             self._file = pq.ParquetFile(path)
         except (pa.ArrowInvalid, OSError) as err:
             raise UserFacingError(f"{path}: cannot read as Parquet: {_first_line(err)}") from None
-        self.columns: list[str] = self._file.schema_arrow.names
+        schema = self._file.schema_arrow
+        self.unreadable: dict[str, pa.DataType] = {f.name: f.type for f in schema if not has_text_form(f.type)}
+        """Columns of nested types (list, struct, map, ...): an error when a format needs one, otherwise not read
+        (rejected.parquet keeps every other source column)."""
+        self.columns: list[str] = [name for name in schema.names if name not in self.unreadable]
         self.size_hint_rows = self._file.metadata.num_rows
 
     def chunks(self) -> Iterator[RawChunk]:
         next_row = 0
         try:
-            for batch in self._file.iter_batches(batch_size=self.batch_rows):
+            for batch in self._file.iter_batches(batch_size=self.batch_rows, columns=self.columns):
                 rows = np.arange(next_row, next_row + batch.num_rows, dtype=np.int64)
                 next_row += batch.num_rows
                 yield RawChunk(pa.Table.from_batches([batch]), rows)
         except (pa.ArrowInvalid, OSError) as err:
             raise UserFacingError(f"{self.path}: cannot read as Parquet: {_first_line(err)}") from None
+
+
+def has_text_form(kind: pa.DataType) -> bool:
+    """Whether a column of this type reads as one text per row (scalars do; lists, structs and maps do not)."""
+    try:
+        pc.cast(pa.array([], kind), pa.string())
+    except (pa.ArrowNotImplementedError, pa.ArrowInvalid):
+        return False
+    return True
 
 
 def _grouped(batches: Iterator[pa.RecordBatch], chunk_bytes: int) -> Iterator[list[pa.RecordBatch]]:
