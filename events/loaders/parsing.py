@@ -102,6 +102,14 @@ def _far_years(source: Column, parsed: Column) -> Column:
     return pc.if_else(far, pc.cast(sign, parsed.type), parsed)
 
 
+def check_timezone(timezone: str, origin: str) -> None:
+    """Stop before reading when pyarrow does not know `timezone`, naming where it was given."""
+    try:
+        local_to_utc(pa.array([0], pa.timestamp("us")), timezone)
+    except UserFacingError:
+        raise UserFacingError(f"{origin}: unknown timezone {timezone!r} (e.g. UTC, Europe/Berlin)") from None
+
+
 def local_to_utc(naive: Column, timezone: str) -> Column:
     """Naive wall-clock times in `timezone` as timestamp[us, UTC].
 
