@@ -39,6 +39,7 @@ import yaml
 
 from events.config_io import from_dict
 from events.errors import UserFacingError
+from events.loaders.parsing import check_timezone
 from events.schema import CANONICAL_COLUMNS
 
 REQUIRED_FIELDS = ("user_id", "ts", "event_type", "product_id")
@@ -126,8 +127,6 @@ class SourceMapping:
             codecs.lookup(self.csv.encoding)
         except LookupError:
             raise UserFacingError(f"{origin}: csv.encoding: unknown encoding {self.csv.encoding!r}") from None
-        from events.loaders.parsing import check_timezone  # pyarrow, only once a mapping is used
-
         check_timezone(self.timestamp.timezone, f"{origin}: timestamp.timezone")
 
 
@@ -137,7 +136,7 @@ def load_mapping(path: Path) -> SourceMapping:
     if not path.is_file():
         raise UserFacingError(f"mapping file not found: {path}")
     try:
-        raw = yaml.load(path.read_text(encoding="utf8"), Loader=_StrictLoader)  # noqa: S506 (a SafeLoader)
+        raw = yaml.load(path.read_text(encoding="utf8"), Loader=_StrictLoader)  # a SafeLoader
     except UnicodeDecodeError as err:
         raise UserFacingError(f"{origin}: not UTF-8 text (byte {err.start})") from None
     except yaml.YAMLError as err:

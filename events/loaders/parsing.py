@@ -5,6 +5,9 @@ timestamps that pyarrow's strptime cannot (ISO 8601 variants, %z, %f).
 """
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -21,6 +24,18 @@ FAR_MICROS = 2**62
 2**63, and a clamped time is still far outside the canonical bounds, where validation rejects it by name."""
 _YEAR_BEYOND_9999 = r"^[-+]?\d{5,}-\d"
 """An ISO-like text time whose year has five digits or more: no parser reads it, but it is a time out of bounds."""
+
+
+@contextlib.contextmanager
+def reading(column: str) -> Iterator[None]:
+    """Name `column` in any error raised while it is parsed (a type or value the parsers cannot take)."""
+    try:
+        yield
+    except UserFacingError as err:
+        raise UserFacingError(f"column {column!r}: {err}") from None
+    except (pa.ArrowException, ValueError, TypeError, OverflowError) as err:
+        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UserFacingError(f"column {column!r}: {message}") from err
 
 
 def text(column: Column) -> Column:

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from events.loaders.parsed_chunk import ParsedChunk, Column
+from events.loaders.parsed_chunk import Column, ParsedChunk
 from events.loaders.parsing import UTC_US, text
 from events.schema import EVENT_TYPES
 

@@ -11,10 +11,17 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from events.loaders.parsed_chunk import ParsedChunk, Column
 from events.loaders.formats.base import Source, SourceInput, require_columns
 from events.loaders.options import LoadOptions
-from events.loaders.parsing import constant, micros_to_timestamp, no_prices, number, text, timestamp_from_text
+from events.loaders.parsed_chunk import Column, ParsedChunk
+from events.loaders.parsing import (
+    constant,
+    micros_to_timestamp,
+    no_prices,
+    number,
+    text,
+    timestamp_from_text,
+)
 from events.loaders.readers import CsvLayout, CsvReader
 
 COLUMNS = {"session_id": "session_id", "user_id": "user_id", "item_id": "product_id",
