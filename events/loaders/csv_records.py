@@ -54,7 +54,7 @@ class RecordBlock:
     """Rows rejected here, block-relative."""
 
 
-def split(data: bytes, eof: bool, delimiter: str, fields: int, max_row_bytes: int = MAX_ROW_BYTES,
+def split(data: bytes | bytearray, eof: bool, delimiter: str, fields: int, max_row_bytes: int = MAX_ROW_BYTES,
           exact: bool = False) -> tuple[RecordBlock, int]:
     """The records among the whole lines of `data` (all of it at `eof`), and the bytes they take.
 

@@ -28,7 +28,7 @@ from events.loaders.csv_records import (
 
 MALFORMED_ROW = "malformed_row"
 
-_CSV_BLOCK_BYTES = 1 << 20
+_CSV_BLOCK_BYTES = 4 << 20
 """pyarrow parses a chunk's records in blocks of this size (a record may straddle two; records are at most
 MAX_ROW_BYTES)."""
 _MIN_CSV_ROW_BYTES = 40
@@ -84,18 +84,17 @@ class CsvReader:
             with self._text_stream() as stream:
                 eof = False
                 while not eof:
-                    piece = stream.read(self.chunk_bytes)
-                    eof = not piece
+                    data, eof = self._read_after(carry, stream)
                     if first:
-                        piece, first = self._without_header(piece, eof), False
+                        data, first = self._without_header(data, eof), False
                     if skipping:  # the rest of a too-large row
-                        cut = piece.find(b"\n")
+                        cut = data.find(b"\n")
                         if cut < 0 and not eof:
                             continue
-                        piece, skipping = (piece[cut + 1:] if cut >= 0 else b""), False
-                    data = carry + piece if carry else piece
+                        del data[:cut + 1 if cut >= 0 else len(data)]
+                        skipping = False
                     chunk, used, records = self._chunk(data, eof, next_row)
-                    carry = data[used:]
+                    carry = bytes(data[used:])
                     if not eof and len(carry) > self.max_row_bytes:  # a line longer than the limit, still going
                         chunk.unreadable.append(Unreadable(next_row + records, ROW_TOO_LARGE, too_large_text(carry)))
                         records, carry, skipping = records + 1, b"", True
@@ -106,7 +105,16 @@ class CsvReader:
         except (pa.ArrowInvalid, OSError) as err:
             raise UserFacingError(f"{self.path}: cannot read as CSV: {_first_line(err)}") from None
 
-    def _chunk(self, data: bytes, eof: bool, first_row: int) -> tuple[RawChunk, int, int]:
+    def _read_after(self, carry: bytes, stream: pa.NativeFile) -> tuple[bytearray, bool]:
+        """`carry` followed by the next chunk_bytes of the file, read in place (no copy of the chunk), and
+        whether the file ended."""
+        data = bytearray(len(carry) + self.chunk_bytes)
+        data[:len(carry)] = carry
+        read = stream.readinto(memoryview(data)[len(carry):])
+        del data[len(carry) + read:]
+        return data, read == 0
+
+    def _chunk(self, data: bytes | bytearray, eof: bool, first_row: int) -> tuple[RawChunk, int, int]:
         """The chunk of the records in `data`, the bytes they took, and how many records (read and rejected)."""
         delimiter, fields = self.layout.delimiter, len(self.columns)
         block, used = split(data, eof, delimiter, fields, self.max_row_bytes)
@@ -161,16 +169,17 @@ class CsvReader:
             stream = pa.transcoding_input_stream(stream, self.layout.encoding, "utf8")
         return stream
 
-    def _without_header(self, piece: bytes, eof: bool) -> bytes:
+    def _without_header(self, data: bytearray, eof: bool) -> bytearray:
         """The first text read, without its byte-order mark and header line."""
-        if piece.startswith(b"\xef\xbb\xbf"):
-            piece = piece[3:]
+        if data.startswith(b"\xef\xbb\xbf"):
+            del data[:3]
         if not self.layout.header:
-            return piece
-        cut = piece.find(b"\n")
+            return data
+        cut = data.find(b"\n")
         if cut < 0 and not eof:
             raise UserFacingError(f"{self.path}: the header line is longer than {self.chunk_bytes:,} bytes")
-        return piece[cut + 1:] if cut >= 0 else b""
+        del data[:cut + 1 if cut >= 0 else len(data)]
+        return data
 
     def _check_not_mostly_malformed(self, chunk: RawChunk, first: bool) -> None:
         # a wrong delimiter or column list would otherwise "reject" a whole file, row by row
