@@ -109,6 +109,8 @@ def timestamp_from_text(column: Column, fmt: str | None, timezone: str) -> Colum
 
 def _far_years(source: Column, parsed: Column) -> Column:
     """`parsed`, with the unparsed values whose year has five digits or more set to the far future (or past)."""
+    if not parsed.null_count:  # the usual chunk: every value parsed
+        return parsed
     given = text(source)
     far = pc.and_(pc.is_null(parsed), pc.fill_null(pc.match_substring_regex(given, _YEAR_BEYOND_9999), False))
     if not pc.any(far).as_py():
