@@ -60,6 +60,11 @@ def load_events(format: str, inputs: list[Path | str], out_dir: Path | str, **op
     work = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.partial-"))
     try:
         report = _load_into(source, paths, rules, load_options, work, out_dir)
+    except (pa.ArrowException, ValueError, TypeError, OverflowError, KeyError) as err:
+        shutil.rmtree(work, ignore_errors=True)
+        # past the per-chunk checks (sessions, writing): still an error naming the files, not a traceback
+        raise UserFacingError(f"loading {', '.join(map(str, paths))}: {type(err).__name__}: "
+                              f"{_first_line(err)}") from err
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
