@@ -38,7 +38,7 @@ class SessionSignals:
         torch.set_num_threads(settings.torch_threads)
         rules = load_rules(settings.segments_config, settings.segment_overrides)
         with located_model(settings) as (path, identity):
-            self.engine = SignalsEngine.from_bundle(path, identity, rules)
+            self.engine = SignalsEngine.from_bundle(path, identity, rules, settings.trends)
         self.engine.warm_up()
         # The model, vocabularies and lookup tables live as long as the process: take them out of the
         # garbage collector's full passes, which would otherwise walk them and stall requests.
