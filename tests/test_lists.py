@@ -159,11 +159,12 @@ def test_recently_viewed_is_most_recent_first_unique_and_unbought(engine) -> Non
     assert ids(priced.lists.recently_viewed) == ["kettle"]  # never-seen has no price: excluded by default
 
 
-def test_similar_excludes_the_viewed_product_and_honours_filters(engine) -> None:
-    answer = ask(engine, [event(3, "view", "cam1")], lists={"similar": 6})
-    assert "cam1" not in ids(answer.lists.similar) and len(answer.lists.similar) == 6
-    phones = ask(engine, [event(3, "view", "cam1")], lists={"similar": 6}, filters={"categories": ["phone"]})
-    assert sorted(ids(phones.lists.similar)) == ["phone1", "phone2"]
+def test_similar_is_the_viewed_products_kind_and_honours_filters(engine) -> None:
+    answer = ask(engine, [event(3, "view", "kettle"), event(2, "view", "cam1")], lists={"similar": 6})
+    assert sorted(ids(answer.lists.similar)) == ["cam2", "case"]  # its category and its brand, not itself
+    cheap = ask(engine, [event(3, "view", "cam1")], lists={"similar": 6}, filters={"max_price": 100})
+    assert cheap.lists.similar == []
+    assert cheap.notes == ["similar: the filters exclude every product of the viewed product's category and brand"]
     unknown = ask(engine, [event(3, "view", "never-seen")], lists={"similar": 3})
     assert unknown.lists.similar == [] and unknown.notes == ["similar: no viewed product the model knows"]
 

@@ -72,14 +72,9 @@ class ListMaker:
                 out["similar"] = []
                 note("similar", "no viewed product the model knows")
             else:
-                scores = self.similar.scores(anchor)  # (P,)
-                if allowed is not None:
-                    scores[~allowed] = -np.inf
-                top = np.argsort(-scores, kind="stable")[:asked.similar]
-                top = top[np.isfinite(scores[top])]
-                out["similar"] = self._catalogue_items(top, scores[top])
+                out["similar"] = self._best_allowed(*self.similar.candidates(anchor), allowed, asked.similar)
                 if not out["similar"]:
-                    note("similar", FILTERED_OUT)
+                    note("similar", "the filters exclude every product of the viewed product's category and brand")
         if asked.trending:
             if table is None:
                 out["trending"] = []
@@ -87,8 +82,7 @@ class ListMaker:
             else:
                 items, fallback = table.candidates(history)
                 out["trending"] = _named_items(items, request, history, asked.trending)
-                answer.trends = TrendsIdentity.model_construct(
-                    as_of=table.info.as_of.to_pydatetime(), days=table.info.days, by=table.info.by)
+                answer.trends = table.identity
                 if fallback:
                     note("trending", fallback)
                 if not out["trending"]:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from events.errors import UserFacingError
 from events.trends import TRENDS_FILE, TrendsInfo, read_trends
+from serving.api_types import TrendsIdentity
 from serving.history import ShopperHistory
 from serving.lists.named_filter import NamedProduct
 
@@ -30,6 +31,7 @@ class TrendsTable:
     def __init__(self, items: dict[tuple[str, str], list[NamedProduct]], info: TrendsInfo):
         self.items = items  # (scope, key) -> products, best first
         self.info = info
+        self.identity = TrendsIdentity(as_of=info.as_of.floor("us").to_pydatetime(), days=info.days, by=info.by)
 
     @classmethod
     def read(cls, path: Path) -> TrendsTable:
