@@ -49,7 +49,7 @@ def evaluate(test_days: int, n_invoices: int, seed: int, path: Path = DATA) -> d
     lines = invoices(path)
     cut = lines["InvoiceDate"].max().normalize() - pd.Timedelta(days=test_days)
     train, test = lines[lines["InvoiceDate"] < cut], lines[lines["InvoiceDate"] >= cut]
-    vocab = Vocabulary.from_counts(train["StockCode"].value_counts().to_dict(), 1)
+    vocab = Vocabulary.from_counts(train["StockCode"].value_counts(), 1)
     n = len(vocab)
     basket = train["InvoiceNo"].factorize()[0]
     product = vocab.encode(train["StockCode"].to_numpy())
