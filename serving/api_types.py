@@ -21,6 +21,8 @@ MAX_K = 100
 MAX_AFFINITIES = 50
 MAX_FILTER_VALUES = 1000
 MAX_ID_LENGTH = 256
+MAX_LIST_K = 20
+"""Products per list by purpose (platforms show 3-5 per flavour)."""
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST = datetime(2262, 1, 1, tzinfo=UTC)  # pandas' nanosecond range: offline code can score the same events
 
@@ -37,6 +39,7 @@ EXAMPLE_EVENTS = [
 EXAMPLE_REQUEST = {
     "user_id": "u-5121", "as_of": "2026-03-02T19:00:00Z", "events": EXAMPLE_EVENTS, "k": 5,
     "filters": {"exclude_purchased": True, "exclude_in_cart": True},
+    "lists": {"complementary": 3, "similar": 3, "trending": 3, "recently_viewed": 3},
 }
 
 
@@ -104,6 +107,27 @@ class Filters(BaseModel):
         return self.min_price is not None or self.max_price is not None
 
 
+ListK = Annotated[int | None, Field(ge=1, le=MAX_LIST_K)]
+
+
+class ListsRequest(BaseModel):
+    """Which lists by purpose to answer, and how many products each (1..20); a list not named is not
+    computed. Every list honours `filters`; an unknown list name is a 400 naming it."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"example": {"complementary": 5, "trending": 5}})
+
+    next: ListK = Field(None, description="The model's next-product ranking (collaborative, sequence-aware): "
+                                          "the same ranking as `products`.")
+    complementary: ListK = Field(None, description="Bought together with what is in the cart (or, with an empty "
+                                                   "cart, what was bought last): cart add-ons.")
+    similar: ListK = Field(None, description="Close to the products just viewed: learned product vectors, same "
+                                             "category, brand and price band (\"more like this\").")
+    trending: ListK = Field(None, description="Most bought (or viewed) of the last days in the shopper's current "
+                                              "category and top brand, from the served trends table.")
+    recently_viewed: ListK = Field(None, description="The shopper's own viewed products, most recent first, "
+                                                     "de-duplicated, purchased ones out.")
+
+
 class ShopperRequest(BaseModel):
     """One shopper's recent events and what to return. Events may come in any order."""
 
@@ -118,6 +142,7 @@ class ShopperRequest(BaseModel):
     k_categories: int = Field(5, ge=1, le=MAX_AFFINITIES)
     k_brands: int = Field(5, ge=1, le=MAX_AFFINITIES)
     filters: Filters = Field(default_factory=Filters)
+    lists: ListsRequest | None = Field(None, description="Lists by purpose to answer in `lists`; none by default.")
 
     @field_validator("as_of")
     @classmethod
@@ -143,6 +168,40 @@ class ProductScore(TypedDict):
 class Affinity(TypedDict):
     name: str
     score: Annotated[float, Field(description="Probability that the next event falls in it.")]
+
+
+class ListItem(TypedDict):
+    product_id: str
+    score: Annotated[float | None, Field(description="The list's own evidence: next: probability; complementary: "
+                                                     "summed co-purchase similarity; similar: vector similarity plus "
+                                                     "category, brand and price-band matches; trending: purchases "
+                                                     "(or views) in the table's window; recently_viewed: null.")]
+    category: str | None
+    brand: str | None
+
+
+EXAMPLE_ITEM = {"product_id": "1004870", "score": 0.41, "category": "electronics.smartphone", "brand": "samsung"}
+
+
+class Lists(BaseModel):
+    """The lists asked for, best first, each after the request's filters (may be shorter than asked, or
+    empty: `notes` says why); lists not asked for are null."""
+
+    model_config = ConfigDict(json_schema_extra={"example": {
+        "complementary": [EXAMPLE_ITEM], "trending": [{**EXAMPLE_ITEM, "score": 57.0}],
+        "recently_viewed": [{**EXAMPLE_ITEM, "score": None}]}})
+
+    next: list[ListItem] | None = None
+    complementary: list[ListItem] | None = None
+    similar: list[ListItem] | None = None
+    trending: list[ListItem] | None = None
+    recently_viewed: list[ListItem] | None = None
+
+
+class TrendsIdentity(BaseModel):
+    as_of: datetime = Field(description="The trends table's moment: it counts the `days` before it.")
+    days: float
+    by: Literal["purchases", "views"]
 
 
 class ModelIdentity(BaseModel):
@@ -182,6 +241,10 @@ class ShopperSignals(BaseModel):
     history: HistorySummary
     model: ModelIdentity | None = Field(description="The model that answered; null for a holdout shopper.")
     experiment: ExperimentArm | None = Field(None, description="The experiment's assignment, when one runs.")
+    lists: Lists | None = Field(None, description="The lists by purpose the request asked for (`lists`).")
+    notes: list[str] = Field(default_factory=list,
+                             description="Why a list asked for is empty or short, e.g. the filters exclude every candidate.")
+    trends: TrendsIdentity | None = Field(None, description="The trends table that answered `trending`.")
 
 
 class BatchSignals(BaseModel):

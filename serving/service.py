@@ -11,6 +11,7 @@ import os
 import threading
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 import bentoml
 import torch
@@ -41,10 +42,10 @@ class SessionSignals:
         torch.set_num_threads(settings.torch_threads)
         rules = load_rules(settings.segments_config, settings.segment_overrides)
         if settings.experiment:  # a traffic split: an engine per arm and the assignment log
-            self.engine = experiment_engine(settings.experiment, rules)
+            self.engine = experiment_engine(settings.experiment, rules, settings.trends)
         else:
             with located_model(settings) as (path, identity):
-                self.engine = SignalsEngine.from_bundle(path, identity, rules)
+                self.engine = SignalsEngine.from_bundle(path, identity, rules, settings.trends)
         self.engine.warm_up()
         # The model, vocabularies and lookup tables live as long as the process: take them out of the
         # garbage collector's full passes, which would otherwise walk them and stall requests.
@@ -88,11 +89,11 @@ class SessionSignals:
             self.engine.close()
 
 
-def experiment_engine(pinned_json: str, rules: SegmentRules) -> SplitEngine:
+def experiment_engine(pinned_json: str, rules: SegmentRules, trends: Path | None) -> SplitEngine:
     from serving.experiment_metrics import counter_for  # here: after BentoML set up its metrics (see there)
 
     experiment = PinnedExperiment.from_json(pinned_json)
-    return SplitEngine.from_pinned(experiment, rules, counter_for(experiment.name))
+    return SplitEngine.from_pinned(experiment, rules, counter_for(experiment.name), trends)
 
 
 def exit_with_parent(poll_s: float = 1.0) -> None:

@@ -37,12 +37,13 @@ class SplitEngine:
         self.count = count or (lambda what, arm, n: None)
 
     @classmethod
-    def from_pinned(cls, experiment: PinnedExperiment, rules: SegmentRules, count: Count | None = None) -> "SplitEngine":
+    def from_pinned(cls, experiment: PinnedExperiment, rules: SegmentRules, count: Count | None = None,
+                    trends: Path | None = None) -> "SplitEngine":
         """Every arm's engine loaded (the same bundle twice shares nothing: arms stay independent), the log opened
         and the configuration recorded in its manifest."""
         validate(experiment)
         engines = {arm.name: None if arm.bundle is None else
-                   SignalsEngine.from_bundle(Path(arm.bundle), ModelIdentity(**arm.identity), rules)
+                   SignalsEngine.from_bundle(Path(arm.bundle), ModelIdentity(**arm.identity), rules, trends)
                    for arm in experiment.arms}
         cfg = experiment.log
         log = AssignmentLog(Path(cfg.dir), experiment.name, max_file_mb=cfg.max_file_mb,

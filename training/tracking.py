@@ -91,11 +91,11 @@ def log_lineage(source: DatasetSource, dates: SplitDates, counts: dict[str, int]
                        **{f"lineage.{k}": v for k, v in {**counts, **dates.to_dict()}.items()}})
 
 
-def log_bundle(model, encoder, meta: dict) -> None:
-    """Save the bundle (weights, config, vocabularies, `meta`) as the active run's artifact, where
-    `register` points the model version."""
+def log_bundle(model, encoder, meta: dict, arrays: dict | None = None) -> None:
+    """Save the bundle (weights, config, vocabularies, `meta`, the lists' `arrays`) as the active run's
+    artifact, where `register` points the model version."""
     with tempfile.TemporaryDirectory() as tmp:
-        save_bundle(Path(tmp) / "bundle", model, encoder, meta)
+        save_bundle(Path(tmp) / "bundle", model, encoder, meta, arrays)
         mlflow.log_artifacts(str(Path(tmp) / "bundle"), BUNDLE_ARTIFACT)
 
 
