@@ -9,8 +9,15 @@ A registered model is resolved to one version and fetched once, before the serve
 serves that version until a restart (a moved alias never takes effect half-way), and a missing alias or
 missing artifacts end the command at once with the reason (exit 2) instead of a restart loop.
 
+Limits and authentication come from the environment (serving/README.md): SIGNALS_MAX_WAIT_S (503 with
+Retry-After beyond it), SIGNALS_MAX_HEADER_BYTES, SIGNALS_HEADER_TIMEOUT_S, SIGNALS_BODY_TIMEOUT_S, and
+SIGNALS_API_TOKEN: when set, every route but /livez, /healthz and /readyz needs `Authorization: Bearer
+<token>`. The token is read only from the environment, never from a flag (a command line is visible to
+every user of the machine), and never logged.
+
 examples:
   signals serve
+  SIGNALS_API_TOKEN="$(cat /run/secrets/signals-token)" signals serve --host 0.0.0.0
   signals serve --port 3000 --alias challenger
   signals serve --bundle path/to/bundle
 """
