@@ -3,7 +3,8 @@
 Validation happens here, before any model code runs: a malformed request gets a 400 whose message
 names the field (see serving/http_guard.py), and the limits keep one request from monopolising the
 server. Unknown products, categories, brands, event types and users are valid: the model serves them
-through its UNK id.
+through its UNK id. Booleans and numbers do not stand in for each other: pydantic's lax mode would read
+`true` as the price 1.0 or as k=1, and 1 as a flag (`NotABoolean`, `strict=True`).
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Annotated, Literal
 
 from typing_extensions import TypedDict  # pydantic needs this one on Python < 3.12
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 MAX_EVENTS = 1000
 """Events per shopper; only the latest `window` (50 by default) reach the model, the rest inform filters."""
@@ -43,6 +44,15 @@ EXAMPLE_REQUEST = {
 }
 
 
+def _not_a_boolean(value: object) -> object:
+    if isinstance(value, bool):
+        raise ValueError("must be a number, not true or false")
+    return value
+
+
+NotABoolean = BeforeValidator(_not_a_boolean)
+
+
 def as_utc(value: datetime, field: str) -> datetime:
     """Naive timestamps are UTC (as in the canonical event table); every instant lies in a sane range."""
     if value.tzinfo is None:
@@ -66,7 +76,7 @@ class Event(BaseModel):
     product_id: str = Field(min_length=1, max_length=MAX_ID_LENGTH, examples=["1005115"])
     category: str | None = Field(None, max_length=MAX_ID_LENGTH, examples=["electronics.smartphone"])
     brand: str | None = Field(None, max_length=MAX_ID_LENGTH, examples=["apple"])
-    price: float | None = Field(None, ge=0, allow_inf_nan=False, description="Unit price; null if unknown.")
+    price: Annotated[float | None, NotABoolean] = Field(None, ge=0, allow_inf_nan=False, description="Unit price; null if unknown.")
     session_id: str | None = Field(
         None, max_length=MAX_ID_LENGTH,
         description="Session of the event. Where it is missing (here or on the previous event), a session "
@@ -83,13 +93,13 @@ class Filters(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    exclude_purchased: bool = Field(False, description="Drop products this shopper bought (in `events`).")
-    exclude_in_cart: bool = Field(False, description="Drop products still in the cart: added and neither removed nor bought since.")
+    exclude_purchased: bool = Field(False, strict=True, description="Drop products this shopper bought (in `events`).")
+    exclude_in_cart: bool = Field(False, strict=True, description="Drop products still in the cart: added and neither removed nor bought since.")
     categories: list[str] | None = Field(None, max_length=MAX_FILTER_VALUES,
                                          description="Only products of these categories (as in the model's catalogue).")
     brands: list[str] | None = Field(None, max_length=MAX_FILTER_VALUES, description="Only products of these brands.")
-    min_price: float | None = Field(None, ge=0, allow_inf_nan=False)
-    max_price: float | None = Field(None, ge=0, allow_inf_nan=False)
+    min_price: Annotated[float | None, NotABoolean] = Field(None, ge=0, allow_inf_nan=False)
+    max_price: Annotated[float | None, NotABoolean] = Field(None, ge=0, allow_inf_nan=False)
     unknown_price: Literal["exclude", "include"] = Field(
         "exclude",
         description="The model carries no prices: a product's price is the latest one seen in this request's "
@@ -138,9 +148,9 @@ class ShopperRequest(BaseModel):
                                 description="Recent events, any order; [] for an unknown shopper (popularity and base rates).")
     user_id: str | None = Field(None, max_length=MAX_ID_LENGTH, description="Echoed back; never needed to score.")
     as_of: datetime | None = Field(None, description="The moment churn is asked for; default: now.")
-    k: int = Field(10, ge=1, le=MAX_K, description="Number of products.")
-    k_categories: int = Field(5, ge=1, le=MAX_AFFINITIES)
-    k_brands: int = Field(5, ge=1, le=MAX_AFFINITIES)
+    k: Annotated[int, NotABoolean] = Field(10, ge=1, le=MAX_K, description="Number of products.")
+    k_categories: Annotated[int, NotABoolean] = Field(5, ge=1, le=MAX_AFFINITIES)
+    k_brands: Annotated[int, NotABoolean] = Field(5, ge=1, le=MAX_AFFINITIES)
     filters: Filters = Field(default_factory=Filters)
     lists: ListsRequest | None = Field(None, description="Lists by purpose to answer in `lists`; none by default.")
 

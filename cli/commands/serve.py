@@ -17,8 +17,15 @@ holdout arm gets no model answer, and each exposure is appended to the assignmen
 a duplicate arm, an unknown alias or version, an unwritable log folder) ends the command at once with the
 key and the reason (exit 2). Read the outcome with `signals experiment report`.
 
+Limits and authentication come from the environment (serving/README.md): SIGNALS_MAX_WAIT_S (503 with
+Retry-After beyond it), SIGNALS_MAX_HEADER_BYTES, SIGNALS_HEADER_TIMEOUT_S, SIGNALS_BODY_TIMEOUT_S, and
+SIGNALS_API_TOKEN: when set, every route but /livez, /healthz and /readyz needs `Authorization: Bearer
+<token>`. The token is read only from the environment, never from a flag (a command line is visible to
+every user of the machine), and never logged.
+
 examples:
   signals serve
+  SIGNALS_API_TOKEN="$(cat /run/secrets/signals-token)" signals serve --host 0.0.0.0
   signals serve --port 3000 --alias challenger
   signals serve --bundle path/to/bundle
   signals serve --experiment configs/experiment.yaml
