@@ -247,3 +247,9 @@ def test_unknown_lists_and_k_beyond_the_limit_are_refused(lists, field) -> None:
     with pytest.raises(ValidationError) as err:
         ShopperRequest(events=[], lists=lists)
     assert [".".join(map(str, e["loc"])) for e in err.value.errors()] == [field]
+
+
+@pytest.mark.parametrize("length", [True, False, 0, 21, "many"])
+def test_a_list_length_must_be_a_number_from_1_to_20(length) -> None:
+    with pytest.raises(ValidationError, match="lists.next"):
+        ShopperRequest.model_validate({"events": [], "lists": {"next": length}})
