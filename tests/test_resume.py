@@ -56,20 +56,25 @@ def epochs_done(checkpoint: Path) -> int:
     return int(torch.load(checkpoint, map_location="cpu", weights_only=True)["epoch"]) + 1
 
 
-def kill_after_epoch(cmd: list[str], tmp: Path, runs: Path, epoch: int) -> Path:
-    """Start `cmd`, SIGKILL it once a new run's last.ckpt holds `epoch` finished epochs; the checkpoint."""
-    before = set(runs.glob("*/checkpoints/last.ckpt"))
+def kill_mid_epoch(cmd: list[str], tmp: Path, client: MlflowClient, epoch: int) -> Path:
+    """Start `cmd` and SIGKILL it in the epoch after `epoch`, once that epoch has logged a training loss
+    (which the resumed run must not log twice); returns the checkpoint it left."""
+    before = set((tmp / "runs").glob("*/checkpoints/last.ckpt"))
     proc = subprocess.Popen(cmd, cwd=tmp, env=env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline, seen = time.monotonic() + 120, None
-    while time.monotonic() < deadline and proc.poll() is None:
-        fresh = set(runs.glob("*/checkpoints/last.ckpt")) - before
-        if fresh and epochs_done(next(iter(fresh))) >= epoch:  # written whole: renamed into place
-            proc.send_signal(signal.SIGKILL)
-            seen = next(iter(fresh))
-            break
+    while time.monotonic() < deadline and proc.poll() is None and seen is None:
+        fresh = set((tmp / "runs").glob("*/checkpoints/last.ckpt")) - before
+        checkpoint = next(iter(fresh), None)
+        # Read whole or not at all: the checkpoint is renamed into place.
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True) if checkpoint else None
+        if state and state["epoch"] + 1 >= epoch:
+            losses = client.get_metric_history(checkpoint.parent.parent.name, "train_loss")
+            if max((m.step for m in losses), default=-1) > state["global_step"]:
+                proc.send_signal(signal.SIGKILL)
+                seen = checkpoint
         time.sleep(0.05)
     proc.wait(timeout=30)
-    assert seen is not None, f"no checkpoint of epoch {epoch} before the end: {proc.stdout.read()[-3000:]}"
+    assert seen is not None, f"not killed after epoch {epoch}: {proc.stdout.read()[-3000:]}"
     return seen
 
 
@@ -83,7 +88,8 @@ def test_killed_training_continues_in_the_same_run_with_the_uninterrupted_result
     uninterrupted = train(load_config(TrainRunConfig, None, run_overrides(tmp_path, data)))["parent_run_id"]
     cmd = [sys.executable, "-m", "cli.main", "train", *run_overrides(tmp_path, data)]
 
-    checkpoint = kill_after_epoch(cmd, tmp_path, tmp_path / "runs", epoch=2)
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    checkpoint = kill_mid_epoch(cmd, tmp_path, client, epoch=2)
     killed_at = epochs_done(checkpoint)  # 2, or later if the kill came a little late
     assert killed_at < MAX_EPOCHS, "the training ended before it could be killed: nothing left to resume"
     model_run_id = checkpoint.parent.parent.name
@@ -93,7 +99,6 @@ def test_killed_training_continues_in_the_same_run_with_the_uninterrupted_result
     assert resumed_from and int(resumed_from[1]) == killed_at, output[-3000:]
     assert [int(e) for e in re.findall(r"epoch_log: epoch (\d+)/", output)] == list(range(killed_at + 1, MAX_EPOCHS + 1))
 
-    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
     model_run = client.get_run(model_run_id)
     parent = client.get_run(model_run.data.tags["mlflow.parentRunId"])
     assert parent_run_id(output) == parent.info.run_id != uninterrupted  # the killed run, reopened; not the finished one

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from pathlib import Path
 
 import torch
@@ -66,6 +67,8 @@ def resume_from(ckpt_dir: Path, max_epochs: int, resume: bool, what: str = "trai
         raise UserFacingError(f"cannot read the checkpoint {path} to resume from ({exc}); "
                               "start a new run with `signals train --fresh`") from exc
     log.info("resuming %s from the checkpoint of epoch %d/%d (%s)", what, epoch, max_epochs, path)
+    # Lightning warns of a checkpoint folder that is not empty: resuming, it is ours.
+    warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
     return str(path)
 
 
