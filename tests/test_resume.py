@@ -182,6 +182,20 @@ def test_an_interrupted_fit_resumes_to_the_uninterrupted_weights(tiny, tmp_path,
     assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(moments[:half], moments[half:]))
 
 
+def test_a_checkpoint_that_cannot_be_resumed_is_named_not_a_traceback(tiny, tmp_path) -> None:
+    overrides = [*tiny_run_overrides(tiny), "train.progress_bar=false", "train.max_epochs=1"]
+    cfg = load_config(TrainRunConfig, None, overrides)
+    data = prepare_in_memory(cfg)
+    fit(cfg, data, torch.from_numpy(data.log_popularity()), False, tmp_path, None)
+    other = load_config(TrainRunConfig, None, [*overrides, "model.d_model=8"])  # another version of the model
+    with pytest.raises(UserFacingError, match=r"last.ckpt does not fit this model .*--fresh"):
+        fit(other, prepare_in_memory(other), torch.from_numpy(data.log_popularity()), False, tmp_path, None,
+            resume=True)
+    (tmp_path / "last.ckpt").write_bytes(b"not a checkpoint")
+    with pytest.raises(UserFacingError, match=r"cannot read the checkpoint .*last.ckpt"):
+        fit(cfg, data, torch.from_numpy(data.log_popularity()), False, tmp_path, None, resume=True)
+
+
 def test_resume_names_why_a_run_cannot_continue(tiny, tmp_path) -> None:
     from training import tracking
 

@@ -55,17 +55,26 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         os.replace(part, path)
 
 
-def resume_from(ckpt_dir: Path, max_epochs: int, resume: bool, what: str = "training") -> str | None:
-    """The checkpoint to continue from (None: start at epoch 1), named in the log with its epoch."""
+def resume_from(ckpt_dir: Path, max_epochs: int, resume: bool, module: torch.nn.Module,
+                what: str = "training") -> str | None:
+    """The checkpoint to continue from (None: start at epoch 1), named in the log with its epoch. A file
+    that cannot be read, or whose weights do not fit `module` (written by another version of the code),
+    is a clear error rather than a traceback from inside Lightning."""
     path = ckpt_dir / f"{LAST}.ckpt"
     if not resume or not path.is_file():
         return None
+    fresh = "start a new run with `signals train --fresh`"
     try:
-        # Only to read the epoch; mmap: the weights are not read twice.
-        epoch = int(torch.load(path, map_location="cpu", weights_only=True, mmap=True)["epoch"]) + 1
+        saved = torch.load(path, map_location="cpu", weights_only=True, mmap=True)  # mmap: weights read once, later
+        epoch, weights = int(saved["epoch"]) + 1, saved["state_dict"]
     except Exception as exc:  # any unreadable file gets the same clear error
-        raise UserFacingError(f"cannot read the checkpoint {path} to resume from ({exc}); "
-                              "start a new run with `signals train --fresh`") from exc
+        raise UserFacingError(f"cannot read the checkpoint {path} to resume from ({exc}); {fresh}") from exc
+    expected = {k: tuple(v.shape) for k, v in module.state_dict().items()}
+    found = {k: tuple(v.shape) for k, v in weights.items()}
+    if found != expected:
+        differ = sorted(set(found) ^ set(expected) | {k for k in set(found) & set(expected) if found[k] != expected[k]})
+        raise UserFacingError(f"the checkpoint {path} does not fit this model (written by another version of the "
+                              f"code?): {', '.join(differ[:5])}{' ...' if len(differ) > 5 else ''} differ; {fresh}")
     log.info("resuming %s from the checkpoint of epoch %d/%d (%s)", what, epoch, max_epochs, path)
     # Lightning warns of a checkpoint folder that is not empty: resuming, it is ours.
     warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")

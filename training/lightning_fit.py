@@ -85,7 +85,7 @@ def fit(cfg: TrainRunConfig, p: TrainingData, log_popularity: torch.Tensor, logg
         ResumableEarlyStopping(monitor=tc.monitor, mode=mode, patience=tc.patience), checkpoint,
         every_epoch_checkpoint(ckpt_dir), SeedEachEpoch(tc.seed), RankReport(ckpt_dir.parent),
         EpochLog(tc.max_epochs, tc.monitor, mode), *progress, *(callbacks or [])])
-    trainer.fit(module, train_loader, val_loader, ckpt_path=resume_from(ckpt_dir, tc.max_epochs, resume),
+    trainer.fit(module, train_loader, val_loader, ckpt_path=resume_from(ckpt_dir, tc.max_epochs, resume, module),
                 weights_only=True)
     best = float(checkpoint.best_model_score) if checkpoint.best_model_score is not None else float("nan")
     module.epochs_trained = trainer.current_epoch
@@ -107,7 +107,8 @@ def fit_epochs(cfg: TrainRunConfig, module: SignalsModule, train_loader: DataLoa
     trainer = make_trainer(cfg.train, logger, epochs, enable_progress_bar=False, limit_val_batches=0, callbacks=[
         every_epoch_checkpoint(refit_dir), SeedEachEpoch(cfg.train.seed), RankReport(ckpt_dir.parent),
         EpochLog(epochs, "train_loss", "min"), *(callbacks or [])])
-    trainer.fit(module, train_loader, ckpt_path=resume_from(refit_dir, epochs, resume, "the refit"), weights_only=True)
+    trainer.fit(module, train_loader, ckpt_path=resume_from(refit_dir, epochs, resume, module, "the refit"),
+                weights_only=True)
     module.epochs_trained = epochs
     return module
 
