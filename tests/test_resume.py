@@ -207,7 +207,7 @@ def test_resume_names_why_a_run_cannot_continue(tiny, tmp_path) -> None:
     key = resume_key(cfg, "data-key")
     done = client.create_run(experiment, tags={"resume_key": key})
     client.set_terminated(done.info.run_id, "FINISHED")
-    with pytest.raises(UserFacingError, match="FINISHED: it finished"):
+    with pytest.raises(UserFacingError, match="is finished"):
         named_run(cfg, done.info.run_id, key)
     other = client.create_run(experiment, tags={"resume_key": "another"})
     client.log_param(other.info.run_id, "train.lr", "0.5")

@@ -75,9 +75,9 @@ def named_run(cfg: TrainRunConfig, run_id: str, key: str) -> Resumable:
         raise UserFacingError(f"--resume {run_id}: not the run of a `signals train` (no {RESUME_KEY_TAG} tag)")
     status = parent.info.status
     if status not in CONTINUABLE:
-        why = "it finished; a rerun without --resume starts a new run" if status == "FINISHED" else \
-            "it is still running (its process is alive, or on another host)"
-        raise UserFacingError(f"--resume {run_id}: run {parent.info.run_id} is {status}: {why}")
+        why = "finished (a rerun without --resume starts a new run)" if status == "FINISHED" else \
+            f"{status} (its process is alive, or on another host)"
+        raise UserFacingError(f"--resume {run_id}: run {parent.info.run_id} is {why}")
     if parent.data.tags[RESUME_KEY_TAG] != key:
         raise UserFacingError(f"--resume {run_id}: this config or data is not the run's; "
                               f"{differences(cfg, parent.data.params) or 'the data or its split differ'}")
