@@ -224,3 +224,32 @@ def test_resume_names_why_a_run_cannot_continue(tiny, tmp_path) -> None:
     quiet = load_config(TrainRunConfig, None, [*tiny_run_overrides(tiny), f"output_dir={tmp_path}/runs",
                                                "train.progress_bar=false", "train.threads=1"])
     assert resume_key(quiet, "data-key") == key != resume_key(cfg, "other-data")
+
+
+def test_a_killed_runs_evaluation_runs_are_ended_with_it_and_dropped_on_resume(tmp_path) -> None:
+    import socket
+
+    from training import tracking
+    from training.resume import drop_evaluation_runs
+
+    cfg = TrainRunConfig().tracking
+    cfg.uri, cfg.experiment = f"sqlite:///{tmp_path}/m.db", "children"
+    tracking.setup(cfg)
+    client = MlflowClient()
+    experiment = client.get_experiment_by_name("children").experiment_id
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    dead = {tracking.PROCESS_TAG: f"{socket.gethostname()}:{gone}:0"}
+    parent = client.create_run(experiment, tags=dead).info.run_id
+    model = client.create_run(experiment, tags={**dead, "mlflow.parentRunId": parent, "method": "model"}).info.run_id
+    baseline = client.create_run(experiment, tags={"mlflow.parentRunId": parent, "method": "popularity"}).info.run_id
+    live = client.create_run(experiment, tags=tracking.process_tags()).info.run_id
+    live_baseline = client.create_run(experiment, tags={"mlflow.parentRunId": live}).info.run_id
+
+    tracking.setup(cfg)  # the next `signals train`: nothing of the dead process stays RUNNING, the live one runs
+    status = {run: client.get_run(run).info.status for run in (parent, model, baseline, live, live_baseline)}
+    assert status == {parent: "KILLED", model: "KILLED", baseline: "KILLED", live: "RUNNING", live_baseline: "RUNNING"}
+
+    drop_evaluation_runs(parent, model)  # a resumed run evaluates the baselines again
+    assert client.get_run(baseline).info.lifecycle_stage == "deleted"
+    assert client.get_run(model).info.lifecycle_stage == "active"
