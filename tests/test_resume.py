@@ -108,6 +108,7 @@ def test_killed_training_continues_in_the_same_run_with_the_uninterrupted_result
         steps = [m.step for m in client.get_metric_history(model_run_id, key)]
         assert len(steps) == len(set(steps)), (key, steps)
     assert len(client.get_metric_history(model_run_id, "val_score")) == MAX_EPOCHS
+    assert not checkpoint.exists()  # finished: nothing left to resume from (the best epoch's file stays)
 
     reference = client.get_run(client.search_runs(
         [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{uninterrupted}' and tags.method = 'model'")[0]

@@ -39,6 +39,13 @@ def every_epoch_checkpoint(dirpath: Path) -> ModelCheckpoint:
     return ModelCheckpoint(dirpath=dirpath, filename=LAST, monitor=None, save_top_k=1, enable_version_counter=False)
 
 
+def drop_resume_points(ckpt_dir: Path) -> None:
+    """Delete the `last.ckpt` files of a finished run (the fit's and the refit's): a finished run is never
+    resumed, and they would double the disk every run keeps. The best epoch's checkpoint stays."""
+    for path in (ckpt_dir / f"{LAST}.ckpt", ckpt_dir / REFIT / f"{LAST}.ckpt"):
+        path.unlink(missing_ok=True)
+
+
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Write beside the target, flush to disk, rename over it: a kill or a power cut mid-write leaves the
     previous epoch's checkpoint whole. (Lightning's own write goes through a temporary file in $TMPDIR,

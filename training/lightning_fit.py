@@ -37,6 +37,7 @@ from training.windows import collate
 
 log = logging.getLogger(__name__)
 
+
 def is_global_rank_zero() -> bool:
     """True in a single process and in rank 0 of DDP (Lightning's launcher, torchrun or SLURM set these)."""
     return all(int(os.environ.get(k, "0")) == 0 for k in ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID"))

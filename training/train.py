@@ -17,7 +17,7 @@ from events.config_io import loggable
 from events.errors import UserFacingError
 from training import resume as resuming
 from training import tracking
-from training.checkpoints import checkpoint_dir
+from training.checkpoints import checkpoint_dir, drop_resume_points
 from training.config import TrainRunConfig
 from training.intervals import warn_if_too_small
 from training.lightning_fit import fit, is_global_rank_zero
@@ -89,6 +89,7 @@ def train(cfg: TrainRunConfig, callbacks: list | None = None, parent_run_id: str
             mlflow.set_tag("small_sample_warnings", " | ".join(small))
             table += "\n\nwarning: " + "\nwarning: ".join(small)
         registration = tracking.register_if_enabled(cfg.tracking, run_id, key, model_metrics)
+    drop_resume_points(checkpoint_dir(cfg, run_id))  # the run finished: nothing will resume it
     print(table)
     return {"metrics": results, "registration": registration, "best_val": best_val,
             "parent_run_id": parent.info.run_id, "model_run_id": run_id, "tracking_uri": uri}
