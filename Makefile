@@ -29,4 +29,4 @@ test-fast: setup
 	$(BIN)/python -m pytest -q tests -m "not e2e"
 
 clean:
-	rm -rf $(VENV) data/generated mlruns/*
+	rm -rf $(VENV) data/generated data/audiences mlruns/*

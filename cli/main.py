@@ -11,7 +11,7 @@ import sys
 from cli.log_setup import configure_logging
 from events.errors import UserFacingError
 
-SUBCOMMANDS = ("simulate", "load", "train", "tune", "serve")
+SUBCOMMANDS = ("simulate", "load", "train", "tune", "serve", "score", "trends", "experiment")
 
 DESCRIPTION = """\
 Turn a shop's event stream into purchase-intent, churn and next-product signals.
@@ -20,6 +20,7 @@ typical flow:
   signals simulate --events 200000 --out data/generated/sim     # or: signals load --format rees46 FILE --out DIR
   signals train data.path=data/generated/sim                    # trains, evaluates beside baselines, registers in MLflow
   signals serve                                                 # BentoML endpoint on session-signals@champion
+  signals score data/generated/sim --out data/audiences/today   # every customer into audience files (batch)
 """
 
 

@@ -27,6 +27,8 @@ class Scores:
     products: np.ndarray  # (B, P) product scores (log-probabilities), PAD/UNK = -inf
     categories: np.ndarray  # (B, C) category probabilities
     brands: np.ndarray  # (B, Bn) brand probabilities
+    representation: np.ndarray  # (B, D) the encoder's state after the latest event (the customer's learned
+    #                             representation: what lookalikes compare); NaN rows for empty histories
 
 
 class SignalPredictor:
@@ -73,6 +75,7 @@ class SignalPredictor:
         products = np.empty((B, len(self.popularity_scores)), dtype=np.float32)
         categories = np.empty((B, len(meta["category_prior"])), dtype=np.float32)
         brands = np.empty((B, len(meta["brand_prior"])), dtype=np.float32)
+        representation = np.full((B, model.cfg.d_model), np.nan, dtype=np.float32)
         if absent:
             products[absent] = self.popularity_scores
             categories[absent] = meta["category_prior"]
@@ -86,6 +89,7 @@ class SignalPredictor:
             h = model.encode(batch)  # (b, L, D)
             rows, last_pos = torch.arange(len(present)), torch.from_numpy(lengths - 1)
             last = h[rows, last_pos]  # (b, D)
+            representation[present] = last.numpy()
             history = recent_products(batch["product"], model.cfg.history)[rows, last_pos]  # (b, K)
             gap = torch.from_numpy(churn_gap_feature(seconds_away[present]))  # (b,)
             intent[present] = torch.sigmoid(model.intent_logit(last)).double().numpy()
@@ -94,4 +98,4 @@ class SignalPredictor:
             products[present] = torch.log_softmax(logits, dim=-1).numpy()
             categories[present] = torch.softmax(model.category_logits(last), dim=-1).numpy()
             brands[present] = torch.softmax(model.brand_logits(last), dim=-1).numpy()
-        return Scores(intent, churn, products, categories, brands)
+        return Scores(intent, churn, products, categories, brands, representation)

@@ -11,17 +11,21 @@ import os
 import threading
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 import bentoml
 import torch
 from bentoml.exceptions import ServiceUnavailable
+from starlette.exceptions import HTTPException
 
 from serving.batcher import MicroBatcher, Overloaded
 from serving.engine import SignalsEngine
+from serving.experiment import PinnedExperiment
+from serving.split_engine import SplitEngine
 from serving.http_guard import RequestGuard
 from serving.model_source import located_model
 from serving.api_types import BatchRequest, BatchSignals, ShopperRequest, ShopperSignals
-from serving.segments import load_rules
+from serving.segments import SegmentRules, load_rules
 from serving.settings import ServingSettings
 
 
@@ -37,8 +41,11 @@ class SessionSignals:
         settings = ServingSettings.from_env()
         torch.set_num_threads(settings.torch_threads)
         rules = load_rules(settings.segments_config, settings.segment_overrides)
-        with located_model(settings) as (path, identity):
-            self.engine = SignalsEngine.from_bundle(path, identity, rules)
+        if settings.experiment:  # a traffic split: an engine per arm and the assignment log
+            self.engine = experiment_engine(settings.experiment, rules, settings.trends)
+        else:
+            with located_model(settings) as (path, identity):
+                self.engine = SignalsEngine.from_bundle(path, identity, rules, settings.trends)
         self.engine.warm_up()
         # The model, vocabularies and lookup tables live as long as the process: take them out of the
         # garbage collector's full passes, which would otherwise walk them and stall requests.
@@ -68,6 +75,25 @@ class SessionSignals:
     async def predict_batch(self, request: BatchRequest, /) -> BatchSignals:
         """Signals for up to 256 shoppers in one call, in request order (same fields as /predict)."""
         return BatchSignals(results=await self._submit(request.shoppers))
+
+    # --- experiments (serving/split_engine.py): readiness names a failing assignment log; shutdown flushes it
+    async def __is_ready__(self) -> bool:
+        problem = self.engine.problem() if isinstance(self.engine, SplitEngine) else None
+        if problem:
+            raise HTTPException(status_code=503, detail=problem)
+        return True
+
+    @bentoml.on_shutdown
+    def close_assignment_log(self) -> None:
+        if isinstance(self.engine, SplitEngine):
+            self.engine.close()
+
+
+def experiment_engine(pinned_json: str, rules: SegmentRules, trends: Path | None) -> SplitEngine:
+    from serving.experiment_metrics import counter_for  # here: after BentoML set up its metrics (see there)
+
+    experiment = PinnedExperiment.from_json(pinned_json)
+    return SplitEngine.from_pinned(experiment, rules, counter_for(experiment.name), trends)
 
 
 def exit_with_parent(poll_s: float = 1.0) -> None:

@@ -35,9 +35,15 @@ class ServingSettings:
     """SIGNALS_MAX_QUEUE: shoppers waiting beyond this get 503 at once: the bound on queueing delay."""
     torch_threads: int
     """SIGNALS_TORCH_THREADS: intra-op threads of the forward pass."""
+    trends: Path | None
+    """SIGNALS_TRENDS: the trends table (`signals trends --out DIR`: DIR or DIR/trends.parquet) that the `trending`
+    list reads; a newer table written there is picked up within a second, without a restart."""
     workers: int
     """SIGNALS_WORKERS: server processes, each with its own copy of the model (default 2: one per core of
     the 2-core target; one process is bound by its GIL at about 400 requests/s, benchmarks/SERVING.md)."""
+    experiment: str | None = None
+    """SIGNALS_EXPERIMENT: JSON of a pinned experiment (serving/experiment.py: PinnedExperiment), set by
+    `signals serve --experiment`; every worker then serves each arm's bundle and logs assignments."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> "ServingSettings":
@@ -53,5 +59,7 @@ class ServingSettings:
             max_batch_size=int(env.get("SIGNALS_MAX_BATCH_SIZE", "") or 64),
             max_queue=int(env.get("SIGNALS_MAX_QUEUE", "") or 512),
             torch_threads=int(env.get("SIGNALS_TORCH_THREADS", "") or 1),
+            trends=Path(env["SIGNALS_TRENDS"]) if env.get("SIGNALS_TRENDS") else None,
             workers=int(env.get("SIGNALS_WORKERS", "") or 2),
+            experiment=env.get("SIGNALS_EXPERIMENT", "") or None,
         )

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("events", "models", "registry", "training", "serving", "cli")
+PACKAGES = ("events", "models", "registry", "training", "serving", "audiences", "experiments", "cli")
 # package -> the project packages it may import (besides itself). cli drives everything; nothing imports cli.
 ALLOWED = {
     "events": set(),
@@ -20,7 +20,9 @@ ALLOWED = {
     "registry": set(),
     "training": {"events", "models", "registry"},
     "serving": {"events", "models", "registry"},
-    "cli": {"events", "models", "registry", "training", "serving"},
+    "audiences": {"events", "models", "registry", "serving"},  # serving's framework-free engine: one answer everywhere
+    "experiments": {"events", "registry"},  # the readout reads logs and events, and tracks; never the service
+    "cli": {"events", "models", "registry", "training", "serving", "audiences", "experiments"},
 }
 FRAMEWORKS = ("lightning", "mlflow", "optuna", "bentoml", "optuna_integration")
 
@@ -60,12 +62,21 @@ def test_the_service_loads_no_training_code() -> None:
     assert json.loads(done.stdout.strip().splitlines()[-1]) == []
 
 
+def test_batch_scoring_loads_neither_bentoml_nor_training_code() -> None:
+    code = ("import json, sys; import audiences.score, cli.commands.score; "
+            "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('training', 'bentoml') "
+            "or m == 'serving.service')))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == []
+
+
 def test_the_bento_ships_no_training_tuning_loader_or_simulator_code() -> None:
     include = yaml.safe_load((ROOT / "bentofile.yaml").read_text())["include"]
     assert not [p for p in include if p.startswith(("training", "cli", "events/loaders", "events/simulator", "events/**"))]
     # ... and what the service imports from the project is all inside it
     shipped = {Path(p) for pattern in include for p in ROOT.glob(pattern)}
     for path in (ROOT / "serving").glob("*.py"):
-        for module in ("events.schema", "events.config_io", "events.errors"):
+        for module in ("events.schema", "events.config_io", "events.errors", "events.exposures"):
             if module in path.read_text():
                 assert ROOT / (module.replace(".", "/") + ".py") in {ROOT / p for p in shipped}

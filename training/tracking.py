@@ -24,7 +24,7 @@ from mlflow import MlflowClient
 
 from events.source import DatasetSource
 from models.bundle import save_bundle
-from registry import BUNDLE_ARTIFACT, CHALLENGER, CHAMPION, resolve_uri
+from registry import BUNDLE_ARTIFACT, CHALLENGER, CHAMPION, artifact_location, resolve_uri
 from training.config import TrackingConfig
 from training.labels import SplitDates
 from training.metrics import PRIMARY_METRICS
@@ -43,11 +43,7 @@ def setup(cfg: TrackingConfig) -> str:
     uri = resolve_uri(cfg.uri)
     mlflow.set_tracking_uri(uri)
     if mlflow.get_experiment_by_name(cfg.experiment) is None:
-        artifact_location = None
-        if uri.startswith("sqlite:///"):
-            root = Path(uri.removeprefix("sqlite:///")).resolve().parent
-            artifact_location = (root / "artifacts" / cfg.experiment).as_uri()
-        mlflow.create_experiment(cfg.experiment, artifact_location=artifact_location,
+        mlflow.create_experiment(cfg.experiment, artifact_location=artifact_location(uri, cfg.experiment),
                                  tags={EXPERIMENT_KIND_TAG: MODEL_TRAINING_KIND})
     experiment = mlflow.set_experiment(cfg.experiment)
     if EXPERIMENT_KIND_TAG not in experiment.tags:  # an experiment made before the tag existed
@@ -139,11 +135,11 @@ def log_lineage(source: DatasetSource, dates: SplitDates, counts: dict[str, int]
                        **{f"lineage.{k}": v for k, v in {**counts, **dates.to_dict()}.items()}})
 
 
-def log_bundle(model, encoder, meta: dict) -> None:
-    """Save the bundle (weights, config, vocabularies, `meta`) as the active run's artifact, where
-    `register` points the model version."""
+def log_bundle(model, encoder, meta: dict, arrays: dict | None = None) -> None:
+    """Save the bundle (weights, config, vocabularies, `meta`, the lists' `arrays`) as the active run's
+    artifact, where `register` points the model version."""
     with tempfile.TemporaryDirectory() as tmp:
-        save_bundle(Path(tmp) / "bundle", model, encoder, meta)
+        save_bundle(Path(tmp) / "bundle", model, encoder, meta, arrays)
         mlflow.log_artifacts(str(Path(tmp) / "bundle"), BUNDLE_ARTIFACT)
 
 

@@ -21,6 +21,7 @@ from training.checkpoints import checkpoint_dir, drop_resume_points
 from training.config import TrainRunConfig
 from training.intervals import warn_if_too_small
 from training.lightning_fit import fit, is_global_rank_zero
+from training.list_tables import list_arrays
 from training.module import SignalsModule
 from training.training_data import TrainingData, prepare
 
@@ -81,7 +82,8 @@ def train(cfg: TrainRunConfig, callbacks: list | None = None, parent_run_id: str
             log.info("evaluating the model on the test split")
             model_metrics = data.evaluate(model)
             mlflow.log_metrics({f"test_{k}": v for k, v in model_metrics.items()})
-            tracking.log_bundle(model, data.encoder, bundle_meta(data, cfg, log_popularity, model_metrics, dates, key))
+            tracking.log_bundle(model, data.encoder, bundle_meta(data, cfg, log_popularity, model_metrics, dates, key),
+                                list_arrays(data.encoder_window_events(), data.encoder))
         results = {"model": model_metrics, **data.compare()}
         table = data.log_to_parent()
         small = size_warnings(data, model_metrics)
