@@ -27,11 +27,15 @@ def sample_request(events: pd.DataFrame) -> dict:
     """The latest session of the most active recent shopper, as the activation layer would send it."""
     recent = events[events["ts"] >= events["ts"].max() - pd.Timedelta(days=1)]
     user = recent["user_id"].value_counts().index[0]
-    mine = events[events["user_id"] == user].sort_values("ts").tail(20)
+    return request_body(str(user), events[events["user_id"] == user].sort_values("ts").tail(20))
+
+
+def request_body(user: str, mine: pd.DataFrame) -> dict:
+    """A /predict body for `user` from their canonical rows `mine` (sorted by time)."""
     cols = ["ts", "event_type", "product_id", "category", "brand", "price", "session_id"]
     rows = mine[cols].assign(ts=mine["ts"].map(lambda t: t.isoformat())).to_dict("records")
     rows = [{k: v for k, v in r.items() if v is not None and v == v} for r in rows]  # drop null/NaN fields
-    return {"user_id": str(user), "events": rows, "k": 5, "as_of": mine["ts"].max().isoformat(),
+    return {"user_id": user, "events": rows, "k": 5, "as_of": mine["ts"].max().isoformat(),
             "filters": {"exclude_purchased": True}}
 
 
@@ -68,8 +72,67 @@ def main() -> int:
     print(f"\nsignals score {events_path.parent} --model {reg['version']} --out {AUDIENCES_OUT}")
     code = cli_main(["score", str(events_path.parent), "--model", str(reg["version"]), "--out", str(AUDIENCES_OUT),
                      "--tracking-uri", result["tracking_uri"]])
+    if code == 0:
+        show_experiment(result["tracking_uri"], read_events(events_path))
     print("\nOpen the runs with: .venv/bin/mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db --workers 1")
     return code
+
+
+def show_experiment(tracking_uri: str, events: pd.DataFrame, n_shoppers: int = 2000) -> None:
+    """One experiment end to end: `signals serve --experiment` (champion / challenger / holdout), the shop's
+    shoppers sent to it, a SIGTERM, the assignment log read back, and the readout on purchases simulated after
+    those exposures with a known effect (the demo has no real future purchases)."""
+    import shutil
+    import signal
+    import subprocess
+    from pathlib import Path
+
+    import yaml
+
+    from events.exposures import read_exposures
+    from experiments.readout import read_out
+    from experiments.simulated import simulate_experiment
+    from experiments.tracking import log_readout
+    from serving.process import free_port, wait_until_ready
+
+    folder = Path("data/experiments/demo")
+    shutil.rmtree(folder, ignore_errors=True)  # a fresh log each demo: the readout reads this run only
+    arms = {"champion": 0.45, "challenger": 0.45, "holdout": 0.10}
+    config = {"name": "demo-champion-vs-challenger", "control": "champion", "log": {"dir": str(folder / "log")},
+              "arms": [{"name": a, "share": s, **({"holdout": True} if a == "holdout" else {"alias": a})}
+                       for a, s in arms.items()]}
+    folder.mkdir(parents=True)
+    (folder / "experiment.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    print(f"\nexperiment: signals serve --experiment {folder / 'experiment.yaml'} "
+          "(champion 45%, challenger 45%, holdout 10%)")
+    port = free_port()
+    serve = subprocess.Popen([sys.executable, "-m", "cli.main", "serve", "--experiment", str(folder / "experiment.yaml"),
+                              "--port", str(port), "--tracking-uri", tracking_uri])
+    try:
+        wait_until_ready(f"http://127.0.0.1:{port}", timeout_s=180, proc=serve)
+        latest = events.sort_values("ts", kind="stable").groupby("user_id").tail(10)
+        bodies = [request_body(str(u), rows) for u, rows in list(latest.groupby("user_id"))[:n_shoppers]]
+        answered = 0
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+            for start in range(0, len(bodies), 100):
+                response = client.post("/predict_batch", json={"shoppers": bodies[start:start + 100]})
+                response.raise_for_status()
+                answered += len(response.json()["results"])
+            one = client.post("/predict", json=bodies[0]).json()
+    finally:
+        serve.send_signal(signal.SIGTERM)  # a clean stop: the server's workers flush the assignment log
+        serve.wait(timeout=90)
+    print(f"answered {answered} shoppers; one answer's experiment: {json.dumps(one['experiment'])}, model {one['model']}")
+    log = read_exposures(folder / "log").exposures
+    print(f"assignment log: {len(log)} exposures, per arm {log['arm'].value_counts().to_dict()}")
+    sim = simulate_experiment(config["name"], arms, {"champion": 0.05, "challenger": 0.065, "holdout": 0.04}, 0,
+                              exposures=log, seed=7)
+    readout = read_out(folder / "log", sim.events, window_days=7)
+    print("\nreadout on purchases simulated after the exposures "
+          "(true conversion: champion 5%, challenger 6.5%, holdout 4%):")
+    print(readout.markdown())
+    run_id = log_readout(readout, {"log": str(folder / "log"), "events": "simulated outcomes"}, tracking_uri)
+    print(f"logged to MLflow: run {run_id} (experiment session-signals-readouts)")
 
 
 if __name__ == "__main__":

@@ -21,14 +21,15 @@ def resolve_uri(uri: str = "") -> str:
     return uri
 
 
-def download_bundle(model_name: str, alias: str, dst: str | Path | None = None) -> tuple[Path, dict]:
-    """Fetch the bundle of `model_name@alias` (or of version `alias` when it is a number); returns its local
-    folder and the version's identity."""
+def download_bundle(model_name: str, alias: str | None, dst: str | Path | None = None,
+                    version_number: int | None = None) -> tuple[Path, dict]:
+    """Fetch the bundle of `model_name@alias` (or of version `version_number`, or of version `alias` when it is a
+    number); returns its local folder and the version's identity."""
     import mlflow
     from mlflow import MlflowClient
 
     client = MlflowClient()
-    version = registered_version(client, model_name, alias)
+    version = registered_version(client, model_name, str(version_number) if version_number is not None else alias)
     path = mlflow.artifacts.download_artifacts(artifact_uri=bundle_uri(client, version),
                                                dst_path=str(dst) if dst else None)
     return Path(path), {"model_name": model_name, "model_version": str(version.version), "run_id": version.run_id}

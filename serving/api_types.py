@@ -3,7 +3,8 @@
 Validation happens here, before any model code runs: a malformed request gets a 400 whose message
 names the field (see serving/http_guard.py), and the limits keep one request from monopolising the
 server. Unknown products, categories, brands, event types and users are valid: the model serves them
-through its UNK id.
+through its UNK id. Booleans and numbers do not stand in for each other: pydantic's lax mode would read
+`true` as the price 1.0 or as k=1, and 1 as a flag (`NotABoolean`, `strict=True`).
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Annotated, Literal
 
 from typing_extensions import TypedDict  # pydantic needs this one on Python < 3.12
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 MAX_EVENTS = 1000
 """Events per shopper; only the latest `window` (50 by default) reach the model, the rest inform filters."""
@@ -21,6 +22,8 @@ MAX_K = 100
 MAX_AFFINITIES = 50
 MAX_FILTER_VALUES = 1000
 MAX_ID_LENGTH = 256
+MAX_LIST_K = 20
+"""Products per list by purpose (platforms show 3-5 per flavour)."""
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST = datetime(2262, 1, 1, tzinfo=UTC)  # pandas' nanosecond range: offline code can score the same events
 
@@ -37,7 +40,17 @@ EXAMPLE_EVENTS = [
 EXAMPLE_REQUEST = {
     "user_id": "u-5121", "as_of": "2026-03-02T19:00:00Z", "events": EXAMPLE_EVENTS, "k": 5,
     "filters": {"exclude_purchased": True, "exclude_in_cart": True},
+    "lists": {"complementary": 3, "similar": 3, "trending": 3, "recently_viewed": 3},
 }
+
+
+def _not_a_boolean(value: object) -> object:
+    if isinstance(value, bool):
+        raise ValueError("must be a number, not true or false")
+    return value
+
+
+NotABoolean = BeforeValidator(_not_a_boolean)
 
 
 def as_utc(value: datetime, field: str) -> datetime:
@@ -63,7 +76,7 @@ class Event(BaseModel):
     product_id: str = Field(min_length=1, max_length=MAX_ID_LENGTH, examples=["1005115"])
     category: str | None = Field(None, max_length=MAX_ID_LENGTH, examples=["electronics.smartphone"])
     brand: str | None = Field(None, max_length=MAX_ID_LENGTH, examples=["apple"])
-    price: float | None = Field(None, ge=0, allow_inf_nan=False, description="Unit price; null if unknown.")
+    price: Annotated[float | None, NotABoolean] = Field(None, ge=0, allow_inf_nan=False, description="Unit price; null if unknown.")
     session_id: str | None = Field(
         None, max_length=MAX_ID_LENGTH,
         description="Session of the event. Where it is missing (here or on the previous event), a session "
@@ -80,13 +93,13 @@ class Filters(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    exclude_purchased: bool = Field(False, description="Drop products this shopper bought (in `events`).")
-    exclude_in_cart: bool = Field(False, description="Drop products still in the cart: added and neither removed nor bought since.")
+    exclude_purchased: bool = Field(False, strict=True, description="Drop products this shopper bought (in `events`).")
+    exclude_in_cart: bool = Field(False, strict=True, description="Drop products still in the cart: added and neither removed nor bought since.")
     categories: list[str] | None = Field(None, max_length=MAX_FILTER_VALUES,
                                          description="Only products of these categories (as in the model's catalogue).")
     brands: list[str] | None = Field(None, max_length=MAX_FILTER_VALUES, description="Only products of these brands.")
-    min_price: float | None = Field(None, ge=0, allow_inf_nan=False)
-    max_price: float | None = Field(None, ge=0, allow_inf_nan=False)
+    min_price: Annotated[float | None, NotABoolean] = Field(None, ge=0, allow_inf_nan=False)
+    max_price: Annotated[float | None, NotABoolean] = Field(None, ge=0, allow_inf_nan=False)
     unknown_price: Literal["exclude", "include"] = Field(
         "exclude",
         description="The model carries no prices: a product's price is the latest one seen in this request's "
@@ -104,6 +117,27 @@ class Filters(BaseModel):
         return self.min_price is not None or self.max_price is not None
 
 
+ListK = Annotated[int | None, NotABoolean, Field(ge=1, le=MAX_LIST_K)]
+
+
+class ListsRequest(BaseModel):
+    """Which lists by purpose to answer, and how many products each (1..20); a list not named is not
+    computed. Every list honours `filters`; an unknown list name is a 400 naming it."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"example": {"complementary": 5, "trending": 5}})
+
+    next: ListK = Field(None, description="The model's next-product ranking (collaborative, sequence-aware): "
+                                          "the same ranking as `products`.")
+    complementary: ListK = Field(None, description="Bought together with what is in the cart (or, with an empty "
+                                                   "cart, what was bought last): cart add-ons.")
+    similar: ListK = Field(None, description="Close to the products just viewed: learned product vectors, same "
+                                             "category, brand and price band (\"more like this\").")
+    trending: ListK = Field(None, description="Most bought (or viewed) of the last days in the shopper's current "
+                                              "category and top brand, from the served trends table.")
+    recently_viewed: ListK = Field(None, description="The shopper's own viewed products, most recent first, "
+                                                     "de-duplicated, purchased ones out.")
+
+
 class ShopperRequest(BaseModel):
     """One shopper's recent events and what to return. Events may come in any order."""
 
@@ -114,10 +148,11 @@ class ShopperRequest(BaseModel):
                                 description="Recent events, any order; [] for an unknown shopper (popularity and base rates).")
     user_id: str | None = Field(None, max_length=MAX_ID_LENGTH, description="Echoed back; never needed to score.")
     as_of: datetime | None = Field(None, description="The moment churn is asked for; default: now.")
-    k: int = Field(10, ge=1, le=MAX_K, description="Number of products.")
-    k_categories: int = Field(5, ge=1, le=MAX_AFFINITIES)
-    k_brands: int = Field(5, ge=1, le=MAX_AFFINITIES)
+    k: Annotated[int, NotABoolean] = Field(10, ge=1, le=MAX_K, description="Number of products.")
+    k_categories: Annotated[int, NotABoolean] = Field(5, ge=1, le=MAX_AFFINITIES)
+    k_brands: Annotated[int, NotABoolean] = Field(5, ge=1, le=MAX_AFFINITIES)
     filters: Filters = Field(default_factory=Filters)
+    lists: ListsRequest | None = Field(None, description="Lists by purpose to answer in `lists`; none by default.")
 
     @field_validator("as_of")
     @classmethod
@@ -145,6 +180,40 @@ class Affinity(TypedDict):
     score: Annotated[float, Field(description="Probability that the next event falls in it.")]
 
 
+class ListItem(TypedDict):
+    product_id: str
+    score: Annotated[float | None, Field(description="The list's own evidence: next: probability; complementary: "
+                                                     "summed co-purchase similarity; similar: vector similarity plus "
+                                                     "category, brand and price-band matches; trending: purchases "
+                                                     "(or views) in the table's window; recently_viewed: null.")]
+    category: str | None
+    brand: str | None
+
+
+EXAMPLE_ITEM = {"product_id": "1004870", "score": 0.41, "category": "electronics.smartphone", "brand": "samsung"}
+
+
+class Lists(BaseModel):
+    """The lists asked for, best first, each after the request's filters (may be shorter than asked, or
+    empty: `notes` says why); lists not asked for are null."""
+
+    model_config = ConfigDict(json_schema_extra={"example": {
+        "complementary": [EXAMPLE_ITEM], "trending": [{**EXAMPLE_ITEM, "score": 57.0}],
+        "recently_viewed": [{**EXAMPLE_ITEM, "score": None}]}})
+
+    next: list[ListItem] | None = None
+    complementary: list[ListItem] | None = None
+    similar: list[ListItem] | None = None
+    trending: list[ListItem] | None = None
+    recently_viewed: list[ListItem] | None = None
+
+
+class TrendsIdentity(BaseModel):
+    as_of: datetime = Field(description="The trends table's moment: it counts the `days` before it.")
+    days: float
+    by: Literal["purchases", "views"]
+
+
 class ModelIdentity(BaseModel):
     name: str = Field(examples=["session-signals"])
     version: str | None = Field(description="Registry version; null for a bundle served from a folder.", examples=["3"])
@@ -157,17 +226,35 @@ class HistorySummary(BaseModel):
     unknown_products: int = Field(description="Of those, products the model never saw (served through UNK).")
 
 
+class ExperimentArm(BaseModel):
+    """Where an experiment put this shopper (only when the server runs one: `signals serve --experiment`)."""
+
+    name: str = Field(description="The experiment.", examples=["champion-vs-challenger"])
+    arm: str = Field(description="The arm that answered.", examples=["challenger"])
+    assigned: bool = Field(description="false: no user_id, so the control arm answered outside the experiment "
+                                       "(not logged, not in the readout; counted in /metrics).")
+    holdout: bool = Field(description="true: held out, no model answered: the signals are null or empty and the "
+                                      "caller should act on nothing (the holdout measures what happens then).")
+    request_id: str | None = Field(description="This exposure's id in the assignment log; null when not assigned.")
+
+
 class ShopperSignals(BaseModel):
     user_id: str | None
     as_of: datetime
-    purchase_intent: float = Field(description="Probability that the current session ends in a purchase.")
-    churn_risk: float = Field(description="Probability of no purchase within the model's churn horizon after as_of.")
+    # null only for a holdout shopper of an experiment (experiment.holdout)
+    purchase_intent: float | None = Field(description="Probability that the current session ends in a purchase.")
+    churn_risk: float | None = Field(description="Probability of no purchase within the model's churn horizon after as_of.")
     products: list[ProductScore] = Field(description="Top-k products after filters, best first (may be fewer than k).")
     categories: list[Affinity]
     brands: list[Affinity]
     segments: list[Segment] = Field(description="Audiences this shopper belongs to now; rules in serving/segments.yaml.")
     history: HistorySummary
-    model: ModelIdentity
+    model: ModelIdentity | None = Field(description="The model that answered; null for a holdout shopper.")
+    experiment: ExperimentArm | None = Field(None, description="The experiment's assignment, when one runs.")
+    lists: Lists | None = Field(None, description="The lists by purpose the request asked for (`lists`).")
+    notes: list[str] = Field(default_factory=list,
+                             description="Why a list asked for is empty or short, e.g. the filters exclude every candidate.")
+    trends: TrendsIdentity | None = Field(None, description="The trends table that answered `trending`.")
 
 
 class BatchSignals(BaseModel):

@@ -14,12 +14,14 @@ import numpy as np
 
 from models.predictor import SignalPredictor
 from models.vocab import N_RESERVED, UNK
+from models.bundle import load_list_arrays
 from serving.candidates import allowed_products
+from serving.lists.maker import ListMaker, ListsAnswer
 from serving.product_groups import ProductGroups
 from serving.history import ShopperHistory
 from serving.top_k import Ranker
 from serving.request_encoding import encode_history
-from serving.api_types import (Affinity, Event, HistorySummary, ModelIdentity, ProductScore, ShopperRequest,
+from serving.api_types import (Affinity, Event, HistorySummary, Lists, ModelIdentity, ProductScore, ShopperRequest,
                              ShopperSignals)
 from serving.segments import SegmentRules, segments_for
 
@@ -34,7 +36,10 @@ class ScoredBatch:
 
 
 class SignalsEngine:
-    def __init__(self, predictor: SignalPredictor, identity: ModelIdentity, rules: SegmentRules):
+    def __init__(self, predictor: SignalPredictor, identity: ModelIdentity, rules: SegmentRules,
+                 list_arrays: dict[str, np.ndarray] | None = None, trends: Path | None = None):
+        """list_arrays: the bundle's tables of the lists by purpose (`models.bundle.load_list_arrays`);
+        trends: the trends table (or its folder) that `trending` reads, watched for newer versions."""
         self.predictor = predictor
         self.identity = identity
         self.rules = rules
@@ -44,10 +49,12 @@ class SignalsEngine:
         self.products = Ranker(predictor.popularity_scores)
         self.categories = Ranker(np.asarray(meta["category_prior"], dtype=np.float32))
         self.brands = Ranker(np.asarray(meta["brand_prior"], dtype=np.float32))
+        self.lists = ListMaker(predictor, self.catalogue, list_arrays or {}, trends)
 
     @classmethod
-    def from_bundle(cls, path: Path, identity: ModelIdentity, rules: SegmentRules) -> "SignalsEngine":
-        return cls(SignalPredictor.from_bundle(path), identity, rules)
+    def from_bundle(cls, path: Path, identity: ModelIdentity, rules: SegmentRules,
+                    trends: Path | None = None) -> "SignalsEngine":
+        return cls(SignalPredictor.from_bundle(path), identity, rules, load_list_arrays(path), trends)
 
     def predict(self, requests: Sequence[ShopperRequest], as_of: Sequence[datetime]) -> list[ShopperSignals]:
         """Signals for each request; `as_of[i]` is request i's as_of, or the moment it arrived."""
@@ -61,7 +68,11 @@ class SignalsEngine:
         scores = self.predictor.score_encoded(encoded, seconds_away)
         modelled = [e is not None for e in encoded]
         allowed = [allowed_products(r.filters, h, self.catalogue) for r, h in zip(requests, histories)]
-        products = self.products.top(scores.products, modelled, [r.k for r in requests], allowed)
+        # `next` is the same ranking as `products`: one top-k, as long as the longer of the two.
+        products = self.products.top(scores.products, modelled, [_next_k(r) for r in requests], allowed)
+        no_lists = ListsAnswer()
+        lists = (self.lists.answer(requests, histories, allowed, products) if any(r.lists for r in requests)
+                 else [no_lists] * len(requests))
         no_filter = [None] * len(requests)
         categories = self.categories.top(scores.categories, modelled, [r.k_categories for r in requests], no_filter)
         brands = self.brands.top(scores.brands, modelled, [r.k_brands for r in requests], no_filter)
@@ -71,12 +82,15 @@ class SignalsEngine:
             as_of=moment,
             purchase_intent=float(scores.intent[i]),
             churn_risk=float(scores.churn[i]),
-            products=self._products(*products[i]),
+            products=self._products(products[i][0][:request.k], products[i][1][:request.k]),
             categories=_affinities(*categories[i], self.catalogue.category_names),
             brands=_affinities(*brands[i], self.catalogue.brand_names),
             segments=segments_for(self.rules, history, moment, float(scores.intent[i]), float(scores.churn[i])),
             history=_summary(history, encoded[i]),
             model=self.identity,
+            lists=lists[i].lists,
+            notes=lists[i].notes,
+            trends=lists[i].trends,
         ) for i, (request, history, moment) in enumerate(zip(requests, histories, as_of))]
         return ScoredBatch(signals, histories, scores.representation)
 
@@ -94,10 +108,15 @@ class SignalsEngine:
         tokens = self.catalogue.product_names[N_RESERVED:N_RESERVED + self.window].tolist()
         events = [Event(ts=now - timedelta(minutes=len(tokens) - i), event_type="view", product_id=t, price=1.0)
                   for i, t in enumerate(tokens)]
-        full = ShopperRequest(events=events, filters={"exclude_purchased": True, "max_price": 10.0})
+        full = ShopperRequest(events=events, filters={"exclude_purchased": True, "max_price": 10.0},
+                              lists={name: 3 for name in Lists.model_fields})
         for batch in ([ShopperRequest(events=[])], [full], [full] * 8):
             for signals in self.predict(batch, [now] * len(batch)):
                 signals.model_dump_json()
+
+
+def _next_k(request: ShopperRequest) -> int:
+    return max(request.k, request.lists.next or 0) if request.lists else request.k
 
 
 def _summary(history: ShopperHistory, encoded: dict[str, np.ndarray] | None) -> HistorySummary:

@@ -49,7 +49,8 @@ def packaged_model() -> tuple[Path, ModelIdentity] | None:
     return Path(model.path), ModelIdentity(**model.info.metadata)
 
 
-def registry_model(settings: ServingSettings, dst: Path) -> tuple[Path, ModelIdentity]:
+def registry_model(settings: ServingSettings, dst: Path, version: int | None = None) -> tuple[Path, ModelIdentity]:
+    """The bundle of SIGNALS_MODEL_NAME@SIGNALS_MODEL_ALIAS, or of registry version `version` when given."""
     import mlflow
     from mlflow.exceptions import MlflowException
 
@@ -58,24 +59,26 @@ def registry_model(settings: ServingSettings, dst: Path) -> tuple[Path, ModelIde
 
     uri = resolve_uri(settings.tracking_uri)
     mlflow.set_tracking_uri(uri)
-    log.info("serving %s@%s from %s", settings.model_name, settings.model_alias, redact_uri(uri))
+    wanted = f"{settings.model_name}@{settings.model_alias}" if version is None else f"{settings.model_name} v{version}"
+    log.info("serving %s from %s", wanted, redact_uri(uri))
     try:
-        path, version = download_bundle(settings.model_name, settings.model_alias, dst)
+        path, found = download_bundle(settings.model_name, settings.model_alias, dst, version_number=version)
     except MlflowException as err:
-        raise RuntimeError(f"cannot load {settings.model_name}@{settings.model_alias} from {redact_uri(uri)}: {err.message}; "
+        raise RuntimeError(f"cannot load {wanted} from {redact_uri(uri)}: {err.message}; "
                            "train one (`signals train`) or point SIGNALS_BUNDLE at a bundle folder") from err
-    return path, ModelIdentity(name=version["model_name"], version=version["model_version"], run_id=version["run_id"])
+    return path, ModelIdentity(name=found["model_name"], version=found["model_version"], run_id=found["run_id"])
 
 
-def pin_registered_model(settings: ServingSettings, dst: Path) -> tuple[Path, ModelIdentity]:
-    """Resolve the alias to one version and fetch its bundle into `dst` once, before any worker starts:
-    every worker (and every worker restarted later) then loads the same version, and a missing alias or
-    deleted artifacts is one clear error at startup instead of workers failing over and over."""
-    path, identity = registry_model(settings, dst)
+def pin_registered_model(settings: ServingSettings, dst: Path, version: int | None = None) -> tuple[Path, ModelIdentity]:
+    """Resolve the alias (or take `version`) to one version and fetch its bundle into `dst` once, before any
+    worker starts: every worker (and every worker restarted later) then loads the same version, and a missing
+    alias or deleted artifacts is one clear error at startup instead of workers failing over and over."""
+    path, identity = registry_model(settings, dst, version)
     from models.bundle import load_bundle
 
     try:
         load_bundle(path)  # proves the artifacts are whole before the server promises anything
     except (FileNotFoundError, OSError, ValueError, RuntimeError) as err:
-        raise RuntimeError(f"{settings.model_name}@{settings.model_alias} (v{identity.version}): {err}") from err
+        wanted = f"{settings.model_name}@{settings.model_alias}" if version is None else settings.model_name
+        raise RuntimeError(f"{wanted} (v{identity.version}): {err}") from err
     return path, identity

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_MODEL_NAME = "session-signals"
@@ -35,9 +35,30 @@ class ServingSettings:
     """SIGNALS_MAX_QUEUE: shoppers waiting beyond this get 503 at once: the bound on queueing delay."""
     torch_threads: int
     """SIGNALS_TORCH_THREADS: intra-op threads of the forward pass."""
+    trends: Path | None
+    """SIGNALS_TRENDS: the trends table (`signals trends --out DIR`: DIR or DIR/trends.parquet) that the `trending`
+    list reads; a newer table written there is picked up within a second, without a restart."""
     workers: int
     """SIGNALS_WORKERS: server processes, each with its own copy of the model (default 2: one per core of
     the 2-core target; one process is bound by its GIL at about 400 requests/s, benchmarks/SERVING.md)."""
+    max_wait_s: float
+    """SIGNALS_MAX_WAIT_S: an API request whose expected wait (requests in flight x the measured busy time per
+    answer, serving/admission.py) exceeds this gets 503 at once (default 1): bounds admitted latency under overload."""
+    max_header_bytes: int
+    """SIGNALS_MAX_HEADER_BYTES: request line plus headers (default 16384); a longer head gets 431 and the
+    connection closes."""
+    header_timeout_s: float
+    """SIGNALS_HEADER_TIMEOUT_S: a connection whose request head is not complete this long after it opened (or
+    after the request's first byte, on a kept-alive connection) is closed (default 10)."""
+    body_timeout_s: float
+    """SIGNALS_BODY_TIMEOUT_S: a request whose body has not fully arrived this long after its head is closed
+    (default 60)."""
+    api_token: str | None = field(repr=False)
+    """SIGNALS_API_TOKEN: when set, every route but /livez, /healthz and /readyz needs
+    `Authorization: Bearer <token>` (serving/auth.py). Never printed: kept out of repr."""
+    experiment: str | None = None
+    """SIGNALS_EXPERIMENT: JSON of a pinned experiment (serving/experiment.py: PinnedExperiment), set by
+    `signals serve --experiment`; every worker then serves each arm's bundle and logs assignments."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> "ServingSettings":
@@ -53,5 +74,12 @@ class ServingSettings:
             max_batch_size=int(env.get("SIGNALS_MAX_BATCH_SIZE", "") or 64),
             max_queue=int(env.get("SIGNALS_MAX_QUEUE", "") or 512),
             torch_threads=int(env.get("SIGNALS_TORCH_THREADS", "") or 1),
+            trends=Path(env["SIGNALS_TRENDS"]) if env.get("SIGNALS_TRENDS") else None,
             workers=int(env.get("SIGNALS_WORKERS", "") or 2),
+            max_wait_s=float(env.get("SIGNALS_MAX_WAIT_S", "") or 1.0),
+            max_header_bytes=int(env.get("SIGNALS_MAX_HEADER_BYTES", "") or 16 * 1024),
+            header_timeout_s=float(env.get("SIGNALS_HEADER_TIMEOUT_S", "") or 10.0),
+            body_timeout_s=float(env.get("SIGNALS_BODY_TIMEOUT_S", "") or 60.0),
+            api_token=env.get("SIGNALS_API_TOKEN", "") or None,
+            experiment=env.get("SIGNALS_EXPERIMENT", "") or None,
         )

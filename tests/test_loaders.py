@@ -131,18 +131,29 @@ def test_online_retail(shared_datasets: Path, tmp_path: Path) -> None:
     path = shared_datasets / "online-retail" / "online_retail_I_2010-2011.parquet"
     report, events = load_and_check("online-retail", [path], tmp_path)
     raw = pd.read_parquet(path)
-    cancelled = raw["InvoiceNo"].str.startswith("C") | (raw["Quantity"] < 0)
+    # the reasons recomputed with pandas, in their order of precedence
     no_customer = raw["CustomerID"].isna()
+    cancelled = raw["InvoiceNo"].str.startswith("C") & ~no_customer
+    not_a_sale = (raw["Quantity"] <= 0) & ~no_customer & ~cancelled
+    non_product = ~raw["StockCode"].str.fullmatch(r"\d{5}[A-Za-z]*") & ~(no_customer | cancelled | not_a_sale)
+    duplicate = raw.duplicated() & ~(no_customer | cancelled | not_a_sale | non_product)
     assert report.rows_read == len(raw) == 541909
-    assert report.rejected_by_reason == {"cancellation": int(cancelled.sum()),
-                                         "missing_customer": int((no_customer & ~cancelled).sum())}
-    kept = raw[~cancelled & ~no_customer]
-    assert report.rows_accepted == len(kept) == 397924
-    assert report.users == kept["CustomerID"].nunique() == 4339
+    assert int(no_customer.sum()) == 135080  # the documentation's "about a quarter" without CustomerID
+    assert report.rejected_by_reason == {"missing_customer": 135080, "cancellation": int(cancelled.sum()),
+                                         "non_product": int(non_product.sum()), "duplicate": int(duplicate.sum())}
+    assert not_a_sale.sum() == 0  # the 1,336 write-offs with a negative quantity all lack a customer
+    kept = raw[~(no_customer | cancelled | not_a_sale | non_product | duplicate)]
+    assert report.rows_accepted == len(kept) == 391183
+    assert kept["StockCode"].str.fullmatch(r"\d{5}[A-Za-z]*").all() and not kept.duplicated().any()
+    assert report.users == kept["CustomerID"].nunique()
     assert report.sessions == kept["InvoiceNo"].nunique()
-    assert report.event_types == {"purchase": 397924}
+    assert report.event_types == {"purchase": 391183}
     assert events["price"].tolist() == kept["UnitPrice"].tolist()
     assert events["user_id"].iloc[0] == "17850"
+    rejected = pq.read_table(tmp_path / REJECTED_FILE).to_pandas()
+    non_product_codes = set(rejected.loc[rejected["reason"] == "non_product", "StockCode"])
+    assert non_product_codes == set(raw.loc[non_product, "StockCode"])
+    assert {"POST", "M", "BANK CHARGES", "C2", "PADS"} <= non_product_codes
     # invoice times are UK wall-clock: 2011-07-01 08:16 BST is 07:16 UTC
     summer = kept["InvoiceDate"] == pd.Timestamp("2011-07-01 08:16")
     assert (events.loc[summer.to_numpy(), "ts"] == pd.Timestamp("2011-07-01 07:16", tz="UTC")).all()

@@ -236,10 +236,17 @@ def test_online_retail_csv_export(tmp_path: Path) -> None:
         "536414,22139,,56,12/1/2010 11:52,0,,United Kingdom",
         "536999,22139,RETURN,-3,2011-06-01 10:00:00,1.5,,United Kingdom",
         "537000,22140,ROBIN,2,2011-06-01 10:00:00,1.5,12345,United Kingdom",
+        "537000,POST,POSTAGE,1,2011-06-01 10:00:00,18,12345,United Kingdom",
+        "537000,22140,ROBIN,2,2011-06-01 10:00:00,1.5,12345,United Kingdom",
+        "537001,22140,DAMAGED,-2,2011-06-01 11:00:00,0,12345,United Kingdom",
+        "C537002,22140,ROBIN,-1,2011-06-02 10:00:00,1.5,,United Kingdom",
     ]) + "\n")
     out = tmp_path / "out"
     report = load_events("online-retail", [data], out)
-    assert rejected_reasons(out) == {1: "cancellation", 2: "missing_customer", 3: "cancellation"}
+    # no customer first (as many as the documentation's missing CustomerIDs), then C invoices, not-a-sale
+    # quantities, charges and other non-product codes, exact repeats of an earlier line
+    assert rejected_reasons(out) == {1: "cancellation", 2: "missing_customer", 3: "missing_customer",
+                                     5: "non_product", 6: "duplicate", 7: "bad_quantity", 8: "missing_customer"}
     events = read_events(out)
     assert events["user_id"].tolist() == ["17850", "12345"]
     assert events["session_id"].tolist() == ["536365", "537000"]

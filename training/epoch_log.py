@@ -19,6 +19,12 @@ class EpochLog(L.Callback):
         self.t0 = time.perf_counter()
         self.best: float | None = None
 
+    def state_dict(self) -> dict:
+        return {"best": self.best}  # in the checkpoint: "(best so far)" stays right in a resumed run
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.best = state_dict["best"]
+
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         self.t0 = time.perf_counter()
 

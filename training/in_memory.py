@@ -39,6 +39,9 @@ class InMemoryData(TrainingData):
         labels = merge_validation_into_training(self.labels)
         return build_in_memory(self.cfg, self.source, labels, self.source_counts)
 
+    def encoder_window_events(self) -> pd.DataFrame:
+        return encoder_window(self.labels)
+
     def lineage_counts(self) -> dict[str, int]:
         labels = self.labels
         counts = {"events": len(labels.events), "users": labels.events["user_id"].nunique(),
@@ -101,12 +104,17 @@ def prepare_in_memory(cfg: TrainRunConfig) -> InMemoryData:
     return build_in_memory(cfg, source, make_labels(source.events, dates, cfg.labels), source_counts)
 
 
+def encoder_window(labels: Labels) -> pd.DataFrame:
+    """The events the encoder and priors are fitted on: before `val_start` (`test_start` after a refit)."""
+    events = labels.events
+    return events[naive_utc(events["ts"]) < np.datetime64(labels.dates.val_start.tz_localize(None), "us")]
+
+
 def build_in_memory(cfg: TrainRunConfig, source: DatasetSource, labels: Labels,
                     source_counts: dict[str, int]) -> InMemoryData:
     """Encoder (fitted on the training window), encoded events and the windows of every split."""
     dates = labels.dates
-    train_window = labels.events[naive_utc(labels.events["ts"]) < np.datetime64(dates.val_start.tz_localize(None), "us")]
-    counts = EncoderCounts.of_events(train_window)
+    counts = EncoderCounts.of_events(encoder_window(labels))
     encoder = EventEncoder.from_counts(counts, min_count=cfg.labels.min_count)
     encoded = encoder.encode(labels.events)
     window = cfg.model.max_len

@@ -18,6 +18,8 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 import psutil
+from lightning.pytorch.loggers import MLFlowLogger
+from lightning.pytorch.utilities import rank_zero_only
 from mlflow import MlflowClient
 
 from events.source import DatasetSource
@@ -63,7 +65,8 @@ def end_runs_of_dead_processes(experiment_id: str) -> list[str]:
     client = MlflowClient()
     host = socket.gethostname()
     ended = []
-    for run in client.search_runs([experiment_id], "attributes.status = 'RUNNING'", max_results=5000):
+    running = client.search_runs([experiment_id], "attributes.status = 'RUNNING'", max_results=5000)
+    for run in running:
         owner = run.data.tags.get(PROCESS_TAG, "")
         run_host, _, rest = owner.partition(":")
         pid, _, started = rest.partition(":")
@@ -77,9 +80,50 @@ def end_runs_of_dead_processes(experiment_id: str) -> list[str]:
             client.set_tag(run.info.run_id, "ended_by", "a later run found its process gone")
             client.set_terminated(run.info.run_id, status="KILLED")
             ended.append(run.info.run_id)
+    # Runs that name no process (a baseline's evaluation run) belong to their parent's: killed with it.
+    for run in running:
+        parent = run.data.tags.get("mlflow.parentRunId")
+        if PROCESS_TAG not in run.data.tags and parent and (
+                parent in ended or client.get_run(parent).info.status == "KILLED"):
+            client.set_tag(run.info.run_id, "ended_by", "its parent run's process is gone")
+            client.set_terminated(run.info.run_id, status="KILLED")
+            ended.append(run.info.run_id)
     if ended:
         log.warning("marked %d run(s) KILLED: their process on this host is gone (%s)", len(ended), ", ".join(ended))
     return ended
+
+
+class RunLogger(MLFlowLogger):
+    """Lightning's MLflow logger on a run that the driver opens and ends (`training.train`).
+
+    On a resumed run, what the killed process already logged is not logged again: its metrics up to the
+    step each reached (the resumed epochs recompute the same values: every epoch's randomness comes from
+    (seed, epoch)), and its hyperparameters. Lightning would otherwise also end the run FINISHED when a fit
+    ends, with the refit, evaluation and registration still to come."""
+
+    def __init__(self, experiment_name: str, tracking_uri: str, run_id: str, resumed: bool):
+        super().__init__(experiment_name=experiment_name, tracking_uri=tracking_uri, run_id=run_id)
+        self.resumed = resumed
+        self.logged_up_to: dict[str, int] = {}
+        if resumed:
+            client = MlflowClient(tracking_uri)
+            for key in client.get_run(run_id).data.metrics:
+                self.logged_up_to[key] = max(m.step for m in client.get_metric_history(run_id, key))
+
+    @rank_zero_only
+    def log_hyperparams(self, params) -> None:
+        if not self.resumed:
+            super().log_hyperparams(params)
+
+    @rank_zero_only
+    def log_metrics(self, metrics, step: int | None = None) -> None:
+        fresh = {k: v for k, v in metrics.items() if (step or 0) > self.logged_up_to.get(k, -1)}
+        if fresh:
+            super().log_metrics(fresh, step)
+
+    @rank_zero_only
+    def finalize(self, status: str = "success") -> None:
+        pass
 
 
 def log_lineage(source: DatasetSource, dates: SplitDates, counts: dict[str, int]) -> None:
@@ -92,11 +136,11 @@ def log_lineage(source: DatasetSource, dates: SplitDates, counts: dict[str, int]
                        **{f"lineage.{k}": v for k, v in {**counts, **dates.to_dict()}.items()}})
 
 
-def log_bundle(model, encoder, meta: dict) -> None:
-    """Save the bundle (weights, config, vocabularies, `meta`) as the active run's artifact, where
-    `register` points the model version."""
+def log_bundle(model, encoder, meta: dict, arrays: dict | None = None) -> None:
+    """Save the bundle (weights, config, vocabularies, `meta`, the lists' `arrays`) as the active run's
+    artifact, where `register` points the model version."""
     with tempfile.TemporaryDirectory() as tmp:
-        save_bundle(Path(tmp) / "bundle", model, encoder, meta)
+        save_bundle(Path(tmp) / "bundle", model, encoder, meta, arrays)
         mlflow.log_artifacts(str(Path(tmp) / "bundle"), BUNDLE_ARTIFACT)
 
 

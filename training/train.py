@@ -12,25 +12,39 @@ import lightning as L
 import mlflow
 import numpy as np
 import torch
-from lightning.pytorch.loggers import MLFlowLogger
 
 from events.config_io import loggable
+from events.errors import UserFacingError
+from training import resume as resuming
 from training import tracking
+from training.checkpoints import checkpoint_dir, drop_resume_points
 from training.config import TrainRunConfig
 from training.intervals import warn_if_too_small
-from training.lightning_fit import checkpoint_dir, fit, is_global_rank_zero
+from training.lightning_fit import fit, is_global_rank_zero
+from training.list_tables import list_arrays
 from training.module import SignalsModule
 from training.training_data import TrainingData, prepare
 
 log = logging.getLogger(__name__)
 
 
-def train(cfg: TrainRunConfig, callbacks: list | None = None, parent_run_id: str | None = None) -> dict:
+def train(cfg: TrainRunConfig, callbacks: list | None = None, parent_run_id: str | None = None,
+          resume: str = resuming.AUTO) -> dict:
     """Train, evaluate beside baselines, track and register; returns metrics per method and the registration.
+
+    `resume`: AUTO continues the killed or failed run of this config and data from its last checkpoint
+    (`training.resume`), NEVER starts a new run, a run id continues that run. A nested training (a tuning
+    trial, `parent_run_id`) is never continued automatically: the study retries its trials.
 
     Under DDP every process runs this function; only rank 0 tracks, evaluates and registers.
     """
     L.seed_everything(cfg.train.seed, workers=True, verbose=False)
+    multi_process = cfg.train.devices * cfg.train.num_nodes > 1
+    if multi_process and resume not in (resuming.AUTO, resuming.NEVER):
+        raise UserFacingError("--resume: only a single-process training resumes (the other DDP ranks cannot "
+                              "know which checkpoint rank 0 chose)")
+    if multi_process or parent_run_id is not None:
+        resume = resuming.NEVER
     data = prepare(cfg)
     if not is_global_rank_zero():
         fit_final(cfg, data, logger=False, run_id=None, callbacks=callbacks)
@@ -38,25 +52,38 @@ def train(cfg: TrainRunConfig, callbacks: list | None = None, parent_run_id: str
     uri = tracking.setup(cfg.tracking)
     source, dates = data.source, data.dates
     key = source.dataset_key(dates)
-    with mlflow.start_run(run_name=f"train-{source.name}", parent_run_id=parent_run_id,
-                          nested=parent_run_id is not None) as parent:
-        mlflow.log_params(loggable(cfg))
-        tracking.log_lineage(source, dates, data.lineage_counts())
+    rkey = resuming.resume_key(cfg, key)
+    previous = resuming.run_to_resume(cfg, mlflow.get_experiment_by_name(cfg.tracking.experiment).experiment_id,
+                                      rkey, resume)
+    if previous:
+        log.info("continuing MLflow run %s (%s) of this config and data", previous.parent_run_id, previous.status)
+        resuming.drop_evaluation_runs(previous.parent_run_id, previous.model_run_id)
+        opened = {"run_id": previous.parent_run_id}
+    else:
+        opened = {"run_name": f"train-{source.name}", "parent_run_id": parent_run_id, "nested": parent_run_id is not None}
+    with mlflow.start_run(**opened) as parent:
+        if not previous:  # a resumed run has them, and MLflow refuses to change a param
+            mlflow.log_params(loggable(cfg))
+            tracking.log_lineage(source, dates, data.lineage_counts())
         mlflow.set_tags({"dataset": source.name, "dataset_key": key, "role": "parent", "data_path": data.kind,
-                         **tracking.process_tags()})
-        with mlflow.start_run(run_name="model", nested=True) as run:
+                         **({resuming.RESUME_KEY_TAG: rkey} if parent_run_id is None else {}),
+                         **({"resumed_after": previous.status} if previous else {}), **tracking.process_tags()})
+        with mlflow.start_run(**({"run_id": previous.model_run_id} if previous else {"run_name": "model"}),
+                              nested=True) as run:
             run_id = run.info.run_id
             mlflow.set_tags({"method": "model", "encoder": cfg.model.encoder, "dataset": source.name,
                              **tracking.process_tags()})
-            mlflow.log_params(loggable(cfg))
-            logger = MLFlowLogger(experiment_name=cfg.tracking.experiment, tracking_uri=uri, run_id=run_id)
-            module, best_val, data = fit_final(cfg, data, logger, run_id, callbacks)
+            if not previous:
+                mlflow.log_params(loggable(cfg))
+            logger = tracking.RunLogger(cfg.tracking.experiment, uri, run_id, resumed=previous is not None)
+            module, best_val, data = fit_final(cfg, data, logger, run_id, callbacks, resume=previous is not None)
             log_popularity = data.log_popularity()
             model = module.model.cpu().eval()
             log.info("evaluating the model on the test split")
             model_metrics = data.evaluate(model)
             mlflow.log_metrics({f"test_{k}": v for k, v in model_metrics.items()})
-            tracking.log_bundle(model, data.encoder, bundle_meta(data, cfg, log_popularity, model_metrics, dates, key))
+            tracking.log_bundle(model, data.encoder, bundle_meta(data, cfg, log_popularity, model_metrics, dates, key),
+                                list_arrays(data.encoder_window_events(), data.encoder))
         results = {"model": model_metrics, **data.compare()}
         table = data.log_to_parent()
         small = size_warnings(data, model_metrics)
@@ -64,18 +91,20 @@ def train(cfg: TrainRunConfig, callbacks: list | None = None, parent_run_id: str
             mlflow.set_tag("small_sample_warnings", " | ".join(small))
             table += "\n\nwarning: " + "\nwarning: ".join(small)
         registration = tracking.register_if_enabled(cfg.tracking, run_id, key, model_metrics)
+    drop_resume_points(checkpoint_dir(cfg, run_id))  # the run finished: nothing will resume it
     print(table)
     return {"metrics": results, "registration": registration, "best_val": best_val,
             "parent_run_id": parent.info.run_id, "model_run_id": run_id, "tracking_uri": uri}
 
 
 def fit_final(cfg: TrainRunConfig, data: TrainingData, logger, run_id: str | None,
-              callbacks: list | None) -> tuple[SignalsModule, float, TrainingData]:
+              callbacks: list | None, resume: bool = False) -> tuple[SignalsModule, float, TrainingData]:
     """Fit with early stopping on validation; with `train.refit`, then refit a fresh model on train +
     validation for the chosen number of epochs. Returns the final module, the best validation score and
-    the data the final model was fitted on (whose encoder and priors go in the bundle)."""
+    the data the final model was fitted on (whose encoder and priors go in the bundle). With `resume`,
+    each of the two fits continues from its last checkpoint (a finished one only restores its result)."""
     module, best_val = fit(cfg, data, torch.from_numpy(data.log_popularity()), logger, checkpoint_dir(cfg, run_id),
-                           callbacks)
+                           callbacks, resume=resume)
     if not cfg.train.refit:
         return module, best_val, data
     epochs = module.epochs_trained
@@ -84,7 +113,7 @@ def fit_final(cfg: TrainRunConfig, data: TrainingData, logger, run_id: str | Non
     if logger:
         mlflow.log_params({"refit.epochs": epochs, "refit.catalogue": len(merged.encoder.products)})
     module, _ = fit(cfg, merged, torch.from_numpy(merged.log_popularity()), False, checkpoint_dir(cfg, run_id),
-                    callbacks=None, epochs=epochs)
+                    callbacks=None, epochs=epochs, resume=resume)
     return module, best_val, merged
 
 

@@ -11,6 +11,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from events.errors import UserFacingError
 from events.source import DatasetSource
@@ -42,6 +43,11 @@ class TrainingData(ABC):
         """Category and brand shares in the training window: the bundle's answer for an empty history."""
         return {"category_prior": shares(self.counts.id_counts(self.encoder.categories, "categories")),
                 "brand_prior": shares(self.counts.id_counts(self.encoder.brands, "brands"))}
+
+    def encoder_window_events(self) -> pd.DataFrame | None:
+        """The canonical events the encoder was fitted on (the bundle's list tables read them); None when
+        they are not in memory."""
+        return None
 
     def for_refit(self) -> "TrainingData":
         """This data with validation merged into training, for the final refit (`train.refit`)."""

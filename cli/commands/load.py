@@ -9,7 +9,8 @@ formats:
   taobao         Tianchi UserBehavior CSV; sessions cut by inactivity; fav -> wishlist
   yoochoose      RecSys 2015 clicks, plus the buys file as a second input (purchases with price)
   diginetica     CIKM Cup 2016 train-item-views.csv (`;`-separated)
-  online-retail  UCI Online Retail (Parquet or CSV); cancellations and lines without customer rejected
+  online-retail  UCI Online Retail (Parquet or CSV); lines without a customer, C-invoice cancellations,
+                 non-product stock codes (POST, M, BANK CHARGES...) and exact duplicates rejected, each its own reason
   csv, parquet   any other shop, described by --mapping FILE.yaml (see events/loaders/mapping.py)
 
 examples:

@@ -4,11 +4,17 @@ run in MLflow and register the model as session-signals@challenger (champion by 
 Config: a YAML file (see configs/) plus key=value overrides; unknown keys are errors. With no
 config and no data.path it trains the default model on the embedded simulated data.
 
+Resuming: every epoch writes a checkpoint (weights, optimiser, loop and early-stopping state) under
+output_dir/<model run id>/checkpoints. Run again with the same config and data after a kill, a crash or
+Ctrl-C, and it continues from the last finished epoch in the same MLflow run, with the same result as an
+uninterrupted run; a finished run is never continued (the rerun is a new run).
+
 examples:
   signals train
   signals train --config configs/taobao.yaml train.max_epochs=3
   signals train data.path=data/loaded/rees46 model.encoder=transformer --accelerator gpu
   signals train data.path=data/loaded/rees46 --accelerator gpu train.compile=true train.deterministic=false
+  signals train --resume 6017013521584c47af0e8fc2680e57bc      # continue this killed run (same config)
 """
 from __future__ import annotations
 
@@ -26,11 +32,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--devices", type=int, help="devices per node (GPUs, or CPU processes with --strategy ddp)")
     p.add_argument("--num-nodes", type=int, help="machines taking part (DDP across nodes; see README)")
     p.add_argument("--strategy", help="Lightning strategy, e.g. ddp (one process per device, sharded data)")
+    resume = p.add_mutually_exclusive_group()
+    resume.add_argument("--resume", metavar="RUN_ID",
+                        help="continue this killed or failed run (the parent run id printed by `signals train`, "
+                             "or its model run) from its last checkpoint; give the run's config and overrides. "
+                             "Without it, the latest run of the same config and data is continued when it was "
+                             "killed or failed (single-process trainings only)")
+    resume.add_argument("--fresh", action="store_true",
+                        help="start a new run even when a killed run of the same config and data could continue")
 
 
 def run(args: argparse.Namespace) -> int:
-    from training.config import TrainRunConfig
     from events.config_io import load_config, redact_uri
+    from training.config import TrainRunConfig
+    from training.resume import AUTO, NEVER
     from training.train import train
 
     overrides = run_overrides(args)
@@ -45,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     # the next run on this host marks such runs KILLED (training.tracking.end_runs_of_dead_processes).
     signal.signal(signal.SIGTERM, _interrupt)
     apply_tracking_uri(cfg, args)
-    result = train(cfg)
+    result = train(cfg, resume=args.resume or (NEVER if args.fresh else AUTO))
     if not result:  # a non-zero DDP rank: rank 0 reports
         return 0
     reg = result["registration"]

@@ -29,12 +29,17 @@ Example (every key is optional except the four required fields):
 """
 from __future__ import annotations
 
+import codecs
 import dataclasses
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
-from events.config_io import load_config
+import yaml
+
+from events.config_io import from_dict
 from events.errors import UserFacingError
+from events.loaders.parsing import check_timezone
 from events.schema import CANONICAL_COLUMNS
 
 REQUIRED_FIELDS = ("user_id", "ts", "event_type", "product_id")
@@ -108,16 +113,62 @@ class SourceMapping:
                 raise UserFacingError(f"{origin}: columns.{field} is required (the source column holding it)")
         if not self.csv.header and not self.csv.column_names:
             raise UserFacingError(f"{origin}: csv.header is false, so csv.column_names must name the columns")
+        for section, values in (("constants", self.constants), ("event_types", self.event_types)):
+            for key, value in values.items():
+                if isinstance(value, (dict, list)):
+                    raise UserFacingError(f"{origin}: {section}.{key}: expected a single value, got {value!r}")
+        for key in ("ts_min", "ts_max"):
+            if not isinstance(getattr(self, key), (str, date, type(None))):
+                raise UserFacingError(f"{origin}: {key}: expected an ISO 8601 date or datetime, "
+                                      f"got {getattr(self, key)!r}")
+        if len(self.csv.delimiter) != 1:
+            raise UserFacingError(f"{origin}: csv.delimiter must be one character, got {self.csv.delimiter!r}")
+        try:
+            codecs.lookup(self.csv.encoding)
+        except LookupError:
+            raise UserFacingError(f"{origin}: csv.encoding: unknown encoding {self.csv.encoding!r}") from None
+        check_timezone(self.timestamp.timezone, f"{origin}: timestamp.timezone")
 
 
 def load_mapping(path: Path) -> SourceMapping:
+    """Read and check a mapping file; every mistake is an error naming the file and the key (or line)."""
+    origin = f"mapping {path}"
     if not path.is_file():
         raise UserFacingError(f"mapping file not found: {path}")
     try:
-        mapping = load_config(SourceMapping, path)
+        raw = yaml.load(path.read_text(encoding="utf8"), Loader=_StrictLoader)  # a SafeLoader
+    except UnicodeDecodeError as err:
+        raise UserFacingError(f"{origin}: not UTF-8 text (byte {err.start})") from None
+    except yaml.YAMLError as err:
+        raise UserFacingError(f"{origin}: not valid YAML: {_yaml_problem(err)}") from None
+    if not isinstance(raw, dict):
+        raise UserFacingError(f"{origin}: the top level must be a mapping of keys (columns, timestamp, ...) "
+                              f"to values, got {type(raw).__name__}")
+    try:
+        mapping = from_dict(SourceMapping, raw)
     except UserFacingError as err:
-        raise UserFacingError(f"mapping {path}: {err}") from None
+        raise UserFacingError(f"{origin}: {err}") from None
     # YAML reads `1: view` with an integer key; source values are compared as text
+    mapping.check(origin)
     mapping.event_types = {str(k): str(v) for k, v in mapping.event_types.items()}
-    mapping.check(f"mapping {path}")
     return mapping
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """A SafeLoader that refuses a key given twice (plain YAML keeps the last one silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"key {key!r} is given twice",
+                                                        key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _yaml_problem(err: yaml.YAMLError) -> str:
+    mark = getattr(err, "problem_mark", None)
+    problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+    return f"{problem} (line {mark.line + 1}, column {mark.column + 1})" if mark else problem

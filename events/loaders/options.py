@@ -49,6 +49,8 @@ def parse_instant(value: datetime | date | str | None, name: str) -> datetime | 
         return None
     if isinstance(value, date) and not isinstance(value, datetime):
         value = datetime.combine(value, time())
+    if not isinstance(value, (str, date)):
+        raise UserFacingError(f"{name}: expected an ISO 8601 date or datetime, got {value!r}")
     if isinstance(value, str):
         try:
             value = datetime.fromisoformat(value)

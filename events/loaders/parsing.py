@@ -5,6 +5,9 @@ timestamps that pyarrow's strptime cannot (ISO 8601 variants, %z, %f).
 """
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -16,7 +19,23 @@ UTC_US = pa.timestamp("us", tz="UTC")
 _NUMBER = r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$"
 _MICROS_PER_UNIT = {"s": 1e6, "ms": 1e3, "us": 1.0, "ns": 1e-3}
 _DIRECTIVES_ONLY_PANDAS_KNOWS = ("%z", "%Z", "%f")
-_MAX_ABS_MICROS = 2.0**62  # beyond this a value is garbage, not a time (int64 microseconds overflow near 2**63)
+FAR_MICROS = 2**62
+"""Times further than this from 1970 (about 146,000 years) are clamped to it: int64 microseconds overflow near
+2**63, and a clamped time is still far outside the canonical bounds, where validation rejects it by name."""
+_YEAR_BEYOND_9999 = r"^[-+]?\d{5,}-\d"
+"""An ISO-like text time whose year has five digits or more: no parser reads it, but it is a time out of bounds."""
+
+
+@contextlib.contextmanager
+def reading(column: str) -> Iterator[None]:
+    """Name `column` in any error raised while it is parsed (a type or value the parsers cannot take)."""
+    try:
+        yield
+    except UserFacingError as err:
+        raise UserFacingError(f"column {column!r}: {err}") from None
+    except (pa.ArrowException, ValueError, TypeError, OverflowError) as err:
+        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UserFacingError(f"column {column!r}: {message}") from err
 
 
 def text(column: Column) -> Column:
@@ -54,10 +73,14 @@ def number(column: Column) -> tuple[Column, Column]:
 def timestamp_from_epoch(column: Column, unit: str) -> Column:
     """Seconds/milliseconds/... since 1970-01-01 UTC (integers or decimals) as timestamp[us, UTC]."""
     values, _ = number(column)
-    micros = pc.multiply(values, _MICROS_PER_UNIT[unit])
-    in_range = pc.less(pc.abs(micros), _MAX_ABS_MICROS)
-    micros = pc.if_else(in_range, pc.round(micros), None)
-    return pc.cast(pc.cast(micros, pa.int64()), UTC_US)
+    return micros_to_timestamp(pc.multiply(values, _MICROS_PER_UNIT[unit]))
+
+
+def micros_to_timestamp(micros: Column) -> Column:
+    """float64 microseconds since 1970 as timestamp[us, UTC]; values beyond FAR_MICROS are clamped to it."""
+    clamped = pc.max_element_wise(pc.min_element_wise(micros, float(FAR_MICROS), skip_nulls=False), float(-FAR_MICROS),
+                                 skip_nulls=False)
+    return pc.cast(pc.cast(pc.round(clamped), pa.int64()), UTC_US)
 
 
 def timestamp_from_text(column: Column, fmt: str | None, timezone: str) -> Column:
@@ -67,21 +90,41 @@ def timestamp_from_text(column: Column, fmt: str | None, timezone: str) -> Colum
     """
     if fmt and not any(directive in fmt for directive in _DIRECTIVES_ONLY_PANDAS_KNOWS):
         # pyarrow's strptime is several times faster than pandas' (REES46's 5-9 GB months feel that)
-        naive = pc.strptime(text(column), format=fmt, unit="us", error_is_null=True)
+        naive = _far_years(column, pc.strptime(text(column), format=fmt, unit="us", error_is_null=True))
         return pc.cast(naive, UTC_US) if timezone == "UTC" else local_to_utc(naive, timezone)
     series = text(column).to_pandas()
     fmt = fmt or "ISO8601"
     has_offsets = f"timestamps carry UTC offsets, so timezone {timezone!r} does not apply; drop it"
     if timezone == "UTC":
         parsed = pd.to_datetime(series, format=fmt, errors="coerce", utc=True)
-        return pc.cast(pa.array(parsed), UTC_US, safe=False)
+        return _far_years(column, pc.cast(pa.array(parsed), UTC_US, safe=False))
     try:
         parsed = pd.to_datetime(series, format=fmt, errors="coerce")
     except ValueError:  # pandas refuses a column that mixes offsets unless asked for UTC
         raise UserFacingError(has_offsets) from None
     if isinstance(parsed.dtype, pd.DatetimeTZDtype) or parsed.dtype.kind != "M":
         raise UserFacingError(has_offsets)
-    return local_to_utc(pa.array(parsed), timezone)
+    return local_to_utc(_far_years(column, pc.cast(pa.array(parsed), pa.timestamp("us"), safe=False)), timezone)
+
+
+def _far_years(source: Column, parsed: Column) -> Column:
+    """`parsed`, with the unparsed values whose year has five digits or more set to the far future (or past)."""
+    if not parsed.null_count:  # the usual chunk: every value parsed
+        return parsed
+    given = text(source)
+    far = pc.and_(pc.is_null(parsed), pc.fill_null(pc.match_substring_regex(given, _YEAR_BEYOND_9999), False))
+    if not pc.any(far).as_py():
+        return parsed
+    sign = pc.if_else(pc.fill_null(pc.starts_with(given, "-"), False), -FAR_MICROS, FAR_MICROS)
+    return pc.if_else(far, pc.cast(sign, parsed.type), parsed)
+
+
+def check_timezone(timezone: str, origin: str) -> None:
+    """Stop before reading when pyarrow does not know `timezone`, naming where it was given."""
+    try:
+        local_to_utc(pa.array([0], pa.timestamp("us")), timezone)
+    except UserFacingError:
+        raise UserFacingError(f"{origin}: unknown timezone {timezone!r} (e.g. UTC, Europe/Berlin)") from None
 
 
 def local_to_utc(naive: Column, timezone: str) -> Column:
@@ -100,14 +143,39 @@ def timestamp(column: Column, fmt: str | None, unit: str | None, timezone: str) 
     """Any source timestamp column as timestamp[us, UTC]: typed timestamps, epoch numbers or text."""
     kind = column.type
     if pa.types.is_timestamp(kind):
-        return pc.cast(column, UTC_US, safe=False) if kind.tz else local_to_utc(column, timezone)
+        micros = _typed_micros(column)
+        return micros if kind.tz else local_to_utc(micros, timezone)
     if pa.types.is_date(kind):
-        return local_to_utc(pc.cast(column, pa.timestamp("us")), timezone)
+        return local_to_utc(_typed_micros(column), timezone)
     if unit is not None:
         return timestamp_from_epoch(column, unit)
     if pa.types.is_integer(kind) or pa.types.is_floating(kind):
         raise UserFacingError(f"the timestamp column holds numbers ({kind}); say which epoch unit (s, ms, us, ns)")
     return timestamp_from_text(column, fmt, timezone)
+
+
+_MICROS_PER_TYPED_UNIT = {"s": 1_000_000, "ms": 1_000, "us": 1, "ns": 1}
+
+
+def _typed_micros(column: Column) -> Column:
+    """A typed timestamp or date column as timestamp[us] (keeping its zone), far values clamped to FAR_MICROS.
+
+    pyarrow's unsafe cast would wrap a timestamp[s] beyond int64 microseconds around to a plausible time.
+    """
+    kind = column.type
+    if pa.types.is_date32(kind):
+        column, per_unit = pc.cast(column, pa.int32()), 86_400_000_000
+    elif pa.types.is_date64(kind):
+        column, per_unit = pc.cast(column, pa.int64()), 1_000
+    else:
+        per_unit = _MICROS_PER_TYPED_UNIT[kind.unit]
+    target = pa.timestamp("us", tz=getattr(kind, "tz", None))
+    if per_unit == 1:  # us, or ns truncated to us: never out of int64
+        return pc.cast(column, target, safe=False)
+    limit = FAR_MICROS // per_unit
+    units = pc.cast(column, pa.int64())
+    clamped = pc.max_element_wise(pc.min_element_wise(units, limit, skip_nulls=False), -limit, skip_nulls=False)
+    return pc.cast(pc.multiply(clamped, per_unit), target)
 
 
 def constant(value: str | None, length: int) -> pa.Array:

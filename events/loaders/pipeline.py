@@ -19,17 +19,17 @@ import pyarrow as pa
 from events.errors import UserFacingError
 from events.loaders.formats.base import Source
 from events.loaders.options import LoadOptions
+from events.loaders.readers import RawChunk
 from events.loaders.registry import open_source
 from events.loaders.report import REPORT_FILE, InputFile, LoadReport
 from events.loaders.sessionize import partition_count, sessionized
 from events.loaders.stats import LoadStats
 from events.loaders.validation import Rules, judge
 from events.loaders.writer import (
-    MALFORMED_ROW,
     ParquetSink,
-    malformed_rows,
     rejected_rows,
     rejected_schema,
+    unreadable_rows,
 )
 from events.schema import CANONICAL_SCHEMA, EVENTS_FILE, REJECTED_FILE
 from events.source import file_sha256
@@ -60,6 +60,11 @@ def load_events(format: str, inputs: list[Path | str], out_dir: Path | str, **op
     work = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.partial-"))
     try:
         report = _load_into(source, paths, rules, load_options, work, out_dir)
+    except (pa.ArrowException, ValueError, TypeError, OverflowError, KeyError) as err:
+        shutil.rmtree(work, ignore_errors=True)
+        # past the per-chunk checks (sessions, writing): still an error naming the files, not a traceback
+        raise UserFacingError(f"loading {', '.join(map(str, paths))}: {type(err).__name__}: "
+                              f"{_first_line(err)}") from err
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
@@ -121,21 +126,34 @@ def _judged_chunks(source: Source, rules: Rules, rejected: ParquetSink, stats: L
     for item in source.inputs:
         rows_read = 0
         for chunk in item.reader.chunks():
-            rows_read += chunk.table.num_rows + len(chunk.malformed)
-            if chunk.malformed:
-                rejected.write(malformed_rows(chunk, str(item.path), rejected.schema))
-                stats.add_rejected(pa.repeat(pa.scalar(MALFORMED_ROW), len(chunk.malformed)))
-            if not chunk.table.num_rows:  # only malformed rows (and pyarrow 25 crashes on some empty arrays)
+            rows_read += chunk.table.num_rows + len(chunk.unreadable)
+            if chunk.unreadable:
+                unreadable = unreadable_rows(chunk, str(item.path), rejected.schema)
+                rejected.write(unreadable)
+                stats.add_rejected(unreadable.column("reason"))
+            if not chunk.table.num_rows:  # only unreadable rows (and pyarrow 25 crashes on some empty arrays)
                 continue
             try:
                 judgement = judge(item.extract(chunk.table), rules)
+                rejected.write(rejected_rows(chunk, judgement.rejected, judgement.reasons, str(item.path),
+                                             rejected.schema))
             except UserFacingError as err:
-                raise UserFacingError(f"{item.path}: {err}") from None
-            rejected.write(rejected_rows(chunk, judgement.rejected, judgement.reasons, str(item.path),
-                                         rejected.schema))
+                raise UserFacingError(f"{item.path}: {_rows(chunk)}: {err}") from None
+            except (pa.ArrowException, ValueError, TypeError, OverflowError, KeyError) as err:
+                # what no check above foresaw still names the file and rows, never a bare traceback
+                raise UserFacingError(f"{item.path}: {_rows(chunk)}: cannot load them ({type(err).__name__}: "
+                                      f"{_first_line(err)})") from err
             stats.add_rejected(judgement.reasons)
             yield judgement.accepted
         stats.rows_read_per_input.append(rows_read)
+
+
+def _rows(chunk: RawChunk) -> str:
+    return f"data rows {int(chunk.source_rows[0]):,} to {int(chunk.source_rows[-1]):,}"
+
+
+def _first_line(err: Exception) -> str:
+    return str(err).strip().splitlines()[0] if str(err).strip() else ""
 
 
 def _write_all(tables: Iterator[pa.Table], events: ParquetSink, stats: LoadStats) -> None:

@@ -6,14 +6,18 @@ number of rejected rows.
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime
+from datetime import UTC, datetime
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from events.loaders.parsed_chunk import ParsedChunk, Column
+from events.loaders.parsed_chunk import Column, ParsedChunk
 from events.loaders.parsing import UTC_US, text
 from events.schema import EVENT_TYPES
+
+TS_BOUNDS = (datetime(1970, 1, 1, tzinfo=UTC), datetime(2262, 4, 11, tzinfo=UTC))
+"""Times any load may accept, [start, end): no shop's events predate Unix time (a negative epoch is a broken
+value), and pandas' nanosecond range ends on 2262-04-11, so downstream code may convert any accepted time."""
 
 REASONS = (
     # `malformed_row` (a CSV row with the wrong number of fields) is decided by the reader, and a format's
@@ -23,6 +27,7 @@ REASONS = (
     "missing_product_id",
     "unknown_event_type",
     "bad_timestamp",  # missing or unparseable
+    "timestamp_out_of_bounds",  # a time, but outside TS_BOUNDS (a negative epoch, a year past 9999, ...)
     "out_of_range",  # before ts_min or at/after ts_max
     "bad_price",  # given but not a finite number
     "negative_price",
@@ -65,6 +70,7 @@ def judge(candidate: ParsedChunk, rules: Rules) -> Judgement:
         "missing_product_id": pc.is_null(candidate.product_id),
         "unknown_event_type": pc.is_null(event_type),
         "bad_timestamp": pc.is_null(candidate.ts),
+        "timestamp_out_of_bounds": _outside(candidate.ts, *TS_BOUNDS),
         "out_of_range": _outside(candidate.ts, rules.ts_min, rules.ts_max),
         "bad_price": candidate.price_unparseable,
         "negative_price": pc.fill_null(pc.less(candidate.price, 0.0), False),

@@ -19,9 +19,8 @@ REJECTED_EXTRA = (
     pa.field("reason", pa.string(), nullable=False),
     pa.field("source_row", pa.int64(), nullable=False),  # 0-based data row of the input (header not counted)
     pa.field("source_file", pa.string(), nullable=False),
-    pa.field("raw_line", pa.string()),  # the text of a malformed CSV row, whose fields cannot be told apart
+    pa.field("raw_line", pa.string()),  # the text of a CSV row whose fields cannot be told apart
 )
-MALFORMED_ROW = "malformed_row"
 
 
 class ParquetSink:
@@ -69,14 +68,14 @@ def rejected_rows(chunk: RawChunk, rejected: Column, reasons: Column, source_fil
     return _conform(columns, len(rows), source_file, schema)
 
 
-def malformed_rows(chunk: RawChunk, source_file: str, schema: pa.Schema) -> pa.Table:
-    """The chunk's CSV rows with a wrong number of fields, in `schema`, their text in raw_line."""
+def unreadable_rows(chunk: RawChunk, source_file: str, schema: pa.Schema) -> pa.Table:
+    """The chunk's CSV rows that could not be split into fields, in `schema`, their text in raw_line."""
     columns = {
-        "reason": pa.repeat(pa.scalar(MALFORMED_ROW), len(chunk.malformed)),
-        "source_row": pa.array([row for row, _ in chunk.malformed], pa.int64()),
-        "raw_line": pa.array([text for _, text in chunk.malformed], pa.string()),
+        "reason": pa.array([item.reason for item in chunk.unreadable], pa.string()),
+        "source_row": pa.array([item.row for item in chunk.unreadable], pa.int64()),
+        "raw_line": pa.array([item.text for item in chunk.unreadable], pa.string()),
     }
-    return _conform(columns, len(chunk.malformed), source_file, schema)
+    return _conform(columns, len(chunk.unreadable), source_file, schema)
 
 
 def _conform(columns: dict[str, Column], length: int, source_file: str, schema: pa.Schema) -> pa.Table:

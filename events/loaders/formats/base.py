@@ -38,6 +38,11 @@ class Source:
 
 def require_columns(reader: CsvReader | ParquetReader, needed: dict[str, str], origin: str) -> None:
     """Stop with a message naming the file and each missing column; `needed` maps column -> what it is for."""
+    nested = [f"{column!r} (for {purpose}) is of type {reader.unreadable[column]}"
+              for column, purpose in needed.items() if column in reader.unreadable]
+    if nested:
+        raise UserFacingError(f"{reader.path}: column {'; column '.join(nested)}: only columns of single values "
+                              "(text, numbers, dates, times) can be loaded; flatten it or map another column")
     missing = [f"{column!r} (for {purpose})" for column, purpose in needed.items() if column not in reader.columns]
     if missing:
         raise UserFacingError(

@@ -11,10 +11,17 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from events.loaders.parsed_chunk import ParsedChunk, Column
 from events.loaders.formats.base import Source, SourceInput, require_columns
 from events.loaders.options import LoadOptions
-from events.loaders.parsing import constant, no_prices, number, text, timestamp_from_text
+from events.loaders.parsed_chunk import Column, ParsedChunk
+from events.loaders.parsing import (
+    constant,
+    micros_to_timestamp,
+    no_prices,
+    number,
+    text,
+    timestamp_from_text,
+)
 from events.loaders.readers import CsvLayout, CsvReader
 
 COLUMNS = {"session_id": "session_id", "user_id": "user_id", "item_id": "product_id",
@@ -50,8 +57,9 @@ def _extract(raw: pa.Table) -> ParsedChunk:
 
 
 def _view_time(eventdate: Column, timeframe: Column) -> Column:
-    day = timestamp_from_text(eventdate, "%Y-%m-%d", "UTC")
+    day = pc.cast(pc.cast(timestamp_from_text(eventdate, "%Y-%m-%d", "UTC"), pa.int64()), pa.float64(), safe=False)
     millis, _ = number(timeframe)
     millis = pc.if_else(pc.greater_equal(millis, 0.0), millis, None)  # a negative offset is a broken row
-    offset = pc.cast(pc.cast(pc.round(pc.multiply(millis, 1000.0)), pa.int64()), pa.duration("us"))
-    return pc.add(day, offset)
+    # summed as float64 (exact for whole milliseconds up to year 2262) and clamped: a huge timeframe or a far
+    # eventdate becomes a time out of bounds that validation names, never an int64 overflow
+    return micros_to_timestamp(pc.add(day, pc.multiply(millis, 1000.0)))

@@ -11,11 +11,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from events.errors import UserFacingError
-from events.loaders.parsed_chunk import ParsedChunk, Column
 from events.loaders.formats.base import Source, SourceInput, require_columns
 from events.loaders.mapping import SourceMapping, load_mapping
 from events.loaders.options import LoadOptions, parse_instant
-from events.loaders.parsing import constant, no_prices, number, text, timestamp
+from events.loaders.parsed_chunk import Column, ParsedChunk
+from events.loaders.parsing import constant, no_prices, number, reading, text, timestamp
 from events.loaders.readers import CsvLayout, CsvReader, ParquetReader
 from events.schema import CANONICAL_COLUMNS
 
@@ -68,25 +68,35 @@ def _extractor(mapping: SourceMapping) -> Callable[[pa.Table], ParsedChunk]:
     columns, spec = mapping.columns, mapping.timestamp
     has_session_ids = _has_session_ids(mapping)
 
-    def raw_or_constant(raw: pa.Table, field: str) -> list[Column]:
+    def raw_or_constant(raw: pa.Table, field: str) -> list[tuple[str, Column]]:
+        """(where from, column) of each source of `field`."""
         if field in mapping.constants:
             value = mapping.constants[field]
-            return [constant(None if value is None else str(value), raw.num_rows)]
-        return [raw.column(name) for name in columns.sources(field)]
+            return [(f"constants.{field}", constant(None if value is None else str(value), raw.num_rows))]
+        return [(name, raw.column(name)) for name in columns.sources(field)]
 
     def text_field(raw: pa.Table, field: str) -> Column:
-        sources = [text(column) for column in raw_or_constant(raw, field)]
+        sources = []
+        for name, column in raw_or_constant(raw, field):
+            with reading(name):
+                sources.append(text(column))
         if not sources:
             return constant(None, raw.num_rows)
         return sources[0] if len(sources) == 1 else pc.coalesce(*sources)
 
     def extract(raw: pa.Table) -> ParsedChunk:
         price_sources = raw_or_constant(raw, "price")
-        price, price_unparseable = number(price_sources[0]) if price_sources else no_prices(raw.num_rows)
+        price, price_unparseable = no_prices(raw.num_rows)
+        for name, column in price_sources:
+            with reading(name):
+                price, price_unparseable = number(column)
+        ts_column = columns.sources("ts")[0]
+        with reading(ts_column):
+            ts = timestamp(raw.column(ts_column), spec.format, spec.unit, spec.timezone)
         return ParsedChunk(
             user_id=text_field(raw, "user_id"),
             session_id=text_field(raw, "session_id") if has_session_ids else None,
-            ts=timestamp(raw.column(columns.sources("ts")[0]), spec.format, spec.unit, spec.timezone),
+            ts=ts,
             event_type=text_field(raw, "event_type"),
             product_id=text_field(raw, "product_id"),
             category=text_field(raw, "category"),

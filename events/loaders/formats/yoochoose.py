@@ -15,10 +15,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from events.errors import UserFacingError
-from events.loaders.parsed_chunk import ParsedChunk
 from events.loaders.formats.base import Source, SourceInput, require_columns
 from events.loaders.options import LoadOptions
-from events.loaders.parsing import constant, no_prices, number, text, timestamp_from_epoch, timestamp_from_text
+from events.loaders.parsed_chunk import ParsedChunk
+from events.loaders.parsing import (
+    constant,
+    no_prices,
+    number,
+    text,
+    timestamp_from_epoch,
+    timestamp_from_text,
+)
 from events.loaders.readers import CsvLayout, CsvReader, first_line
 
 ORIGINAL_CLICKS = ("SessionID", "Timestamp", "ItemID", "Category")

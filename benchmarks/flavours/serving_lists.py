@@ -1,0 +1,147 @@
+"""What the lists by purpose cost the endpoint: the old answer and every list asked for, in the same run,
+against one server on the realistic bundle (benchmarks/serving/realistic_bundle.py, 50,000 products).
+
+    python -m benchmarks.flavours.serving_lists [--duration 20] [--users 1 32] [--products 50000]
+
+The bundle gets list tables of the real shapes (20 complements per product, a price per product) and the
+server a trends table of the same catalogue (SIGNALS_TRENDS). The shoppers are benchmarks/serving/run.py's;
+"lists" bodies are the same shoppers asking for 5 of each list. Figures: in-process engine latency for one
+request, then locust at each concurrency, old and lists alternating.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from benchmarks.serving.run import locust, shopper_bodies
+
+LISTS = {"next": 5, "complementary": 5, "similar": 5, "trending": 5, "recently_viewed": 5}
+
+
+def add_list_tables(bundle: Path, seed: int = 0) -> None:
+    """Random complements and prices of the real shapes: speed depends on shapes, not on what was learnt."""
+    from safetensors.numpy import save_file
+
+    from models.bundle import LIST_ARRAYS, load_bundle
+    from training.list_tables import COMPLEMENTS_PER_PRODUCT
+
+    _, encoder, _ = load_bundle(bundle)
+    rng = np.random.default_rng(seed)
+    n = len(encoder.products)
+    ids = rng.integers(2, n, (n, COMPLEMENTS_PER_PRODUCT)).astype(np.int32)
+    scores = np.sort(rng.random((n, COMPLEMENTS_PER_PRODUCT)).astype(np.float32), axis=1)[:, ::-1].copy()
+    price = rng.lognormal(3.0, 1.0, n).astype(np.float32)
+    save_file({"complement_ids": ids, "complement_score": scores, "product_price": price}, str(bundle / LIST_ARRAYS))
+
+
+def write_trends_for(bundle: Path, out: Path, seed: int = 0) -> None:
+    """A trends table over the bundle's catalogue: a week of Zipf-popular purchases and views."""
+    from events.trends import compute_trends, write_trends
+    from models.bundle import load_bundle
+
+    _, encoder, _ = load_bundle(bundle)
+    rng = np.random.default_rng(seed)
+    picks = np.minimum(rng.zipf(1.3, 200_000), len(encoder.products) - 2) + 1  # ids >= 2
+    now = pd.Timestamp.now(tz="UTC")
+    events = pd.DataFrame({
+        "ts": now - pd.to_timedelta(rng.uniform(0, 7 * 86400, len(picks)), unit="s"),
+        "event_type": rng.choice(["view", "purchase"], len(picks), p=[0.9, 0.1]),
+        "product_id": encoder.products.decode(picks), "category": encoder.categories.decode(encoder.product_category[picks]),
+        "brand": encoder.brands.decode(encoder.product_brand[picks]), "price": rng.lognormal(3.0, 1.0, len(picks))})
+    write_trends(*compute_trends(events, days=7), out)
+
+
+def engine_ms(bundle: Path, trends: Path, bodies: list[dict], repeats: int) -> dict[str, float]:
+    """p50/p99 of the engine (history, encoding, forward, filters, lists, response) for one request."""
+    import itertools
+    from datetime import UTC, datetime
+
+    import torch
+
+    from benchmarks.serving.compile_check import latencies_ms
+    from serving.api_types import ModelIdentity, ShopperRequest
+    from serving.engine import SignalsEngine
+    from serving.segments import load_rules
+    from serving.settings import DEFAULT_SEGMENTS_CONFIG
+
+    torch.set_num_threads(1)  # the server's SIGNALS_TORCH_THREADS default
+    engine = SignalsEngine.from_bundle(bundle, ModelIdentity(name="bench", version=None, run_id=None),
+                                       load_rules(DEFAULT_SEGMENTS_CONFIG), trends)
+    shoppers = itertools.cycle([ShopperRequest.model_validate(b) for b in bodies])
+    now = [datetime.now(UTC)]
+    ms = latencies_ms(lambda: engine.predict([next(shoppers)], now)[0].model_dump_json(), repeats,
+                      warmup=min(20, repeats))
+    return {"engine_p50_ms": float(np.median(ms)), "engine_p99_ms": float(np.percentile(ms, 99))}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=int, default=20, help="seconds per concurrency level and variant")
+    parser.add_argument("--users", type=int, nargs="+", default=[1, 32])
+    parser.add_argument("--products", type=int, default=50_000)
+    parser.add_argument("--repeats", type=int, default=300, help="timed calls per in-process figure")
+    parser.add_argument("--json", type=Path, help="write the figures here")
+    args = parser.parse_args()
+
+    from benchmarks.serving.realistic_bundle import build
+    from models.bundle import load_bundle
+    from serving.process import (
+        SERVER_ENV,
+        free_port,
+        start_server,
+        stop_server,
+        wait_until_ready,
+    )
+
+    if any(key not in os.environ for key in SERVER_ENV):  # in-process figures under the server's environment
+        os.execve(sys.executable, [sys.executable, "-m", "benchmarks.flavours.serving_lists", *sys.argv[1:]],
+                  {**SERVER_ENV, **os.environ})
+    with tempfile.TemporaryDirectory(prefix="lists-bench-") as tmp:
+        tmp = Path(tmp)
+        bundle = build(tmp / "bundle", n_products=args.products)
+        add_list_tables(bundle)
+        write_trends_for(bundle, tmp / "trends")
+        _, encoder, _ = load_bundle(bundle)
+        old = shopper_bodies(encoder, 512)
+        variants = {"old answer": old, "all lists": [{**body, "lists": LISTS} for body in old]}
+        results: dict = {"load_average": os.getloadavg(), "in_process": {}, "http": []}
+        for name, bodies in variants.items():
+            (tmp / f"{name}.json").write_text(json.dumps(bodies))
+            results["in_process"][name] = engine_ms(bundle, tmp / "trends", bodies, args.repeats)
+        env = {"SIGNALS_BUNDLE": str(bundle), "BENTOML_HOME": str(tmp / "bentoml"), "SIGNALS_TRENDS": str(tmp / "trends")}
+        port = free_port()
+        proc = start_server(port, env, log_file=tmp / "server.log")
+        try:
+            wait_until_ready(f"http://127.0.0.1:{port}", timeout_s=180, proc=proc)
+            for users in args.users:
+                for name in variants:
+                    row = locust(f"http://127.0.0.1:{port}", users, args.duration, tmp / f"{name}.json", tmp)
+                    results["http"].append({"variant": name, **row})
+        finally:
+            stop_server(proc)
+        results["load_average_after"] = os.getloadavg()
+    print(markdown(results))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+def markdown(results: dict) -> str:
+    lines = ["| answer | engine p50 / p99 ms (1 request, in process) | clients | requests/s | p50 ms | p99 ms | errors |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for row in results["http"]:
+        ip = results["in_process"][row["variant"]]
+        lines.append(f"| {row['variant']} | {ip['engine_p50_ms']:.2f} / {ip['engine_p99_ms']:.2f} | {row['users']} | "
+                     f"{row['rps']:.0f} | {row['p50_ms']:.0f} | {row['p99_ms']:.0f} | {row['failures']} / {row['requests']} |")
+    lines.append(f"\nload average before / after: {results['load_average'][0]:.2f} / {results['load_average_after'][0]:.2f}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,47 @@
+"""`complementary`: products bought together with what is in the cart, or with an empty cart with what was
+bought last (its session's purchases): cart add-ons and post-purchase cross-sell.
+
+The bundle's co-purchase table (`training/list_tables.py`, `models.complements`) holds each product's
+top complements; a basket's candidates are its products' rows summed (`models.complements.complements_of`).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from models.complements import complements_of
+from serving.history import ShopperHistory
+from serving.product_groups import ProductGroups
+
+NO_TABLE = "the model's bundle has no co-purchase table (trained on streamed data, or before it existed)"
+
+
+class Complementary:
+    def __init__(self, arrays: dict[str, np.ndarray], catalogue: ProductGroups):
+        self.ids = arrays.get("complement_ids")  # (P, M) int32, or None
+        self.scores = arrays.get("complement_score")  # (P, M) float32
+        self.catalogue = catalogue
+
+    def basket(self, history: ShopperHistory) -> set[str]:
+        """The products complements are sought for: the cart, else the latest purchase's session."""
+        if history.in_cart:
+            return history.in_cart
+        purchases = [i for i, e in enumerate(history.events) if e.event_type == "purchase"]
+        if not purchases:
+            return set()
+        starts = np.flatnonzero(history.starts_session[:purchases[-1] + 1])
+        first = int(starts[-1]) if len(starts) else 0
+        return {e.product_id for e in history.events[first:purchases[-1] + 1] if e.event_type == "purchase"}
+
+    def candidates(self, history: ShopperHistory) -> tuple[np.ndarray, np.ndarray, str | None]:
+        """(c,) ids and (c,) scores best first, or empty with the reason."""
+        empty = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        if self.ids is None:
+            return *empty, NO_TABLE
+        basket = self.basket(history)
+        if not basket:
+            return *empty, "nothing in the cart and nothing bought"
+        known = self.catalogue.known_product_ids(basket)
+        if not len(known):
+            return *empty, "the model knows none of the cart's products"
+        ids, scores = complements_of(known, self.ids, self.scores)
+        return ids, scores, None if len(ids) else "no co-purchases known for the cart's products"
