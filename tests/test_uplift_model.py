@@ -10,13 +10,18 @@ import pandas as pd
 import pytest
 import torch
 
-from audiences.definitions import audiences
 from audiences.config import load_thresholds
+from audiences.definitions import audiences
 from models.bundle import load_bundle, save_bundle
 from models.encoding import EventEncoder
 from models.network import ModelConfig, SessionSignalsModel
 from models.predictor import SignalPredictor
-from models.uplift import UpliftHead, attach_uplift_head, bundle_has_uplift, uplift_of_states
+from models.uplift import (
+    UpliftHead,
+    attach_uplift_head,
+    bundle_has_uplift,
+    uplift_of_states,
+)
 from serving.api_types import Event, ModelIdentity, ShopperRequest
 from serving.engine import SignalsEngine
 from serving.segments import load_rules

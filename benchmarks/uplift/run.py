@@ -29,14 +29,14 @@ FIGURES = ("qini", "true_qini", "true_qini_over_oracle", "uplift_at_10", "true_u
 
 
 def one_seed(seed: int, events: int, workdir: Path, extra: list[str]) -> dict:
+    import mlflow
+
     from events.config_io import load_config
     from events.simulator import load_simulator_config, simulate
     from registry import download_bundle
     from training.config import TrainRunConfig
     from training.train import train
     from training.uplift import UpliftRunConfig, fit_uplift
-
-    import mlflow
 
     here = workdir / f"seed-{seed}"
     data = here / "data"
