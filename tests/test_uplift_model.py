@@ -136,3 +136,19 @@ def test_uplift_audiences_only_for_a_model_with_uplift() -> None:
     customers = pd.DataFrame({"uplift": [0.05, -0.02, 0.0, None]})
     assert names["message_these"].members(customers).tolist() == [True, False, False, False]
     assert names["do_not_disturb"].members(customers).tolist() == [False, True, False, False]
+
+
+def test_a_model_trained_on_other_data_is_refused(tmp_path, events) -> None:
+    from events.errors import UserFacingError
+    from events.loaders.events_io import write_events
+    from events.source import DatasetSource, file_sha256
+    from training.uplift_data import check_same_data, split_of_bundle
+
+    write_events(events, tmp_path)
+    split = {"start": "2026-01-01 00:00:00+00:00", "val_start": "2026-01-05 00:00:00+00:00",
+             "test_start": "2026-01-08 00:00:00+00:00", "end": "2026-01-10 00:00:00+00:00"}
+    key = DatasetSource("shop", tmp_path, None, file_sha256(tmp_path / "events.parquet")).dataset_key(
+        split_of_bundle({"split": split}))
+    check_same_data(tmp_path, {"dataset": "shop", "dataset_key": key, "split": split})
+    with pytest.raises(UserFacingError, match="trained on other data"):
+        check_same_data(tmp_path, {"dataset": "shop", "dataset_key": "0123", "split": split})

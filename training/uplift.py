@@ -19,7 +19,7 @@ from models.uplift import UPLIFT_DESIGNS, attach_uplift_head
 from training.baselines.intent import intent_features
 from training.baselines.uplift import fit_predict_t_learner
 from training.labels import TEST, TRAIN, VAL
-from training.uplift_data import DecisionPoints, decision_points, split_of_bundle
+from training.uplift_data import DecisionPoints, check_same_data, decision_points, split_of_bundle
 from training.uplift_fit import UpliftFitConfig, fit_head, predicted_uplift
 from training.uplift_metrics import bootstrap_qini, observed_metrics, true_metrics
 
@@ -40,6 +40,7 @@ class UpliftRunConfig:
 def fit_uplift(data: Path, bundle: Path, out: Path, cfg: UpliftRunConfig) -> dict:
     """Returns {"chosen", "validation", "test", "counts"}; writes the bundle to out/bundle, the table and results."""
     model, encoder, meta = load_bundle(bundle)
+    check_same_data(Path(data), meta)
     points = decision_points(Path(data), model, encoder, split_of_bundle(meta))
     p = points.points
     counts = {f"{name}_{arm}": int(((p["split"] == code) & (p["treated"] == (arm == "treated"))).sum())

@@ -20,6 +20,8 @@ import torch
 
 from events.errors import UserFacingError
 from events.loaders import read_events
+from events.schema import EVENTS_FILE
+from events.source import DatasetSource, file_sha256
 from models.encoding import FEATURES, EventEncoder
 from models.network import SessionSignalsModel
 from training.labels import NO_SPLIT, SplitDates, naive_utc, split_of_interval
@@ -47,6 +49,17 @@ def split_of_bundle(meta: dict) -> SplitDates:
     if not s:
         raise UserFacingError("the bundle's meta.json has no split: it was not made by `signals train`")
     return SplitDates(*(pd.Timestamp(s[k]) for k in ("start", "val_start", "test_start", "end")))
+
+
+def check_same_data(folder: Path, meta: dict) -> None:
+    """The bundle must have been trained on these very events: only then does its split keep the test points
+    out of the encoder's training (its dataset key: name, events hash, split dates)."""
+    dates = split_of_bundle(meta)
+    source = DatasetSource(meta.get("dataset", ""), folder, None, file_sha256(folder / EVENTS_FILE))
+    if meta.get("dataset_key") != source.dataset_key(dates):
+        raise UserFacingError(f"the model was trained on other data than {folder / EVENTS_FILE} (dataset "
+                              f"{meta.get('dataset')!r}, key {meta.get('dataset_key')}): its split would not keep "
+                              "the test decision points out of its training; train it on these events first")
 
 
 def read_decision_points(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
