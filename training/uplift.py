@@ -17,9 +17,14 @@ import pandas as pd
 from models.bundle import load_bundle, save_bundle
 from models.uplift import UPLIFT_DESIGNS, attach_uplift_head
 from training.baselines.intent import intent_features
-from training.baselines.uplift import fit_predict_t_learner
+from training.baselines.uplift import fit_predict_on_true_uplift, fit_predict_t_learner
 from training.labels import TEST, TRAIN, VAL
-from training.uplift_data import DecisionPoints, check_same_data, decision_points, split_of_bundle
+from training.uplift_data import (
+    DecisionPoints,
+    check_same_data,
+    decision_points,
+    split_of_bundle,
+)
 from training.uplift_fit import UpliftFitConfig, fit_head, predicted_uplift
 from training.uplift_metrics import bootstrap_qini, observed_metrics, true_metrics
 
@@ -96,8 +101,10 @@ def _test_scores(points: DecisionPoints, heads: dict, train: np.ndarray, val: np
         "lightgbm_t_learner": t_learner,
         **{f"model_{d}": predicted_uplift(h, points.state[test], points.intent_logit[test]) for d, h in heads.items()},
     }
-    if not p["true_uplift"].iloc[test].isna().any():
+    if not p["true_uplift"].isna().any():
         scores["oracle"] = p["true_uplift"].to_numpy()[test]
+        scores["features_fit_to_true_uplift"] = fit_predict_on_true_uplift(features, p["true_uplift"].to_numpy(), train,
+                                                                           val, test, seed)
     return scores
 
 

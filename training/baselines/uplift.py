@@ -34,3 +34,15 @@ def fit_predict_t_learner(features: pd.DataFrame, treated: np.ndarray, outcome: 
             model.fit(X.iloc[tr], outcome[tr])
         arms.append(lambda rows, m=model: m.predict_proba(X.iloc[rows])[:, 1])
     return [arms[1](rows) - arms[0](rows) for rows in score]
+
+
+def fit_predict_on_true_uplift(features: pd.DataFrame, true_uplift: np.ndarray, train: np.ndarray, val: np.ndarray,
+                               test: np.ndarray, seed: int = 0) -> np.ndarray:
+    """A diagnostic, not a baseline (simulated data only): LightGBM regressing the oracle's true uplift on the
+    same features. No outcome noise and no arms to contrast: what the events reveal of the effect at best,
+    so the share of the oracle's Qini that any learner reading these features could reach."""
+    X = features.reset_index(drop=True)
+    model = lgb.LGBMRegressor(**{**LGB_PARAMS, "objective": "regression"}, random_state=seed)
+    model.fit(X.iloc[train], true_uplift[train], eval_X=(X.iloc[val],), eval_y=(true_uplift[val],), eval_metric="l2",
+              callbacks=[lgb.early_stopping(EARLY_STOPPING_ROUNDS, verbose=False)])
+    return model.predict(X.iloc[test])
