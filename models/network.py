@@ -14,6 +14,7 @@ from torch import nn
 from models.encoding import FEATURES
 from models.ranking import chunked_ranks
 from models.session_features import N_SIDE, side_features
+from models.uplift import UpliftHead
 from models.vocab import N_RESERVED
 
 
@@ -44,6 +45,7 @@ class ModelConfig(ArchitectureConfig):
     n_event_types: int
     n_price_buckets: int
     n_gap_buckets: int
+    uplift_head: str = ""  # "" = none; else a models.uplift design, fitted after training (training/uplift_fit.py)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -113,6 +115,8 @@ class SessionSignalsModel(nn.Module):
             self.cooc_weight = nn.Parameter(torch.full((2, cfg.history), 0.5))
         self.category_head = nn.Linear(d, cfg.n_categories)
         self.brand_head = nn.Linear(d, cfg.n_brands)
+        # Purchase chance with and without a treatment (models.uplift); only in bundles that were given one.
+        self.uplift_head = UpliftHead(d, cfg.uplift_head) if cfg.uplift_head else None
 
     def encode(self, x: dict[str, torch.Tensor]) -> torch.Tensor:
         """Causal hidden state after each event: (B, L) features -> (B, L, D); position t sees events <= t."""

@@ -27,7 +27,7 @@ MAX_LIST_K = 20
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST = datetime(2262, 1, 1, tzinfo=UTC)  # pandas' nanosecond range: offline code can score the same events
 
-Segment = Literal["high_intent", "cart_abandoner", "browse_abandoner", "at_risk", "dormant"]
+Segment = Literal["high_intent", "cart_abandoner", "browse_abandoner", "at_risk", "dormant", "persuadable"]
 
 EXAMPLE_EVENTS = [
     {"ts": "2026-03-02T18:01:05Z", "event_type": "view", "product_id": "1005115",
@@ -244,6 +244,9 @@ class ShopperSignals(BaseModel):
     # null only for a holdout shopper of an experiment (experiment.holdout)
     purchase_intent: float | None = Field(description="Probability that the current session ends in a purchase.")
     churn_risk: float | None = Field(description="Probability of no purchase within the model's churn horizon after as_of.")
+    uplift: float | None = Field(None, description="Expected change in the probability that the current session ends "
+                                 "in a purchase if a message is sent now (negative: it puts the shopper off); null when "
+                                 "the model has no uplift head (`signals uplift`) or the history is empty.")
     products: list[ProductScore] = Field(description="Top-k products after filters, best first (may be fewer than k).")
     categories: list[Affinity]
     brands: list[Affinity]
