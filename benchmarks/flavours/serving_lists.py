@@ -32,7 +32,11 @@ def add_list_tables(bundle: Path, seed: int = 0) -> None:
 
     from models.bundle import LIST_ARRAYS, load_bundle
     from models.customer_index import unit_rows
-    from training.list_tables import COMPLEMENTS_PER_PRODUCT, INDEXED_CUSTOMERS, PURCHASES_PER_CUSTOMER
+    from training.list_tables import (
+        COMPLEMENTS_PER_PRODUCT,
+        INDEXED_CUSTOMERS,
+        PURCHASES_PER_CUSTOMER,
+    )
 
     model, encoder, _ = load_bundle(bundle)
     rng = np.random.default_rng(seed)
