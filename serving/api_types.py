@@ -134,6 +134,8 @@ class ListsRequest(BaseModel):
                                              "category, brand and price band (\"more like this\").")
     trending: ListK = Field(None, description="Most bought (or viewed) of the last days in the shopper's current "
                                               "category and top brand, from the served trends table.")
+    people_like_you: ListK = Field(None, description="Bought recently by the customers whose learned representations "
+                                                     "are nearest to the shopper's (lookalike).")
     recently_viewed: ListK = Field(None, description="The shopper's own viewed products, most recent first, "
                                                      "de-duplicated, purchased ones out.")
 
@@ -185,7 +187,9 @@ class ListItem(TypedDict):
     score: Annotated[float | None, Field(description="The list's own evidence: next: probability; complementary: "
                                                      "summed co-purchase similarity; similar: vector similarity plus "
                                                      "category, brand and price-band matches; trending: purchases "
-                                                     "(or views) in the table's window; recently_viewed: null.")]
+                                                     "(or views) in the table's window; people_like_you: summed "
+                                                     "cosine of the nearest customers who bought it; "
+                                                     "recently_viewed: null.")]
     category: str | None
     brand: str | None
 
@@ -199,12 +203,13 @@ class Lists(BaseModel):
 
     model_config = ConfigDict(json_schema_extra={"example": {
         "complementary": [EXAMPLE_ITEM], "trending": [{**EXAMPLE_ITEM, "score": 57.0}],
-        "recently_viewed": [{**EXAMPLE_ITEM, "score": None}]}})
+        "people_like_you": [{**EXAMPLE_ITEM, "score": 3.7}], "recently_viewed": [{**EXAMPLE_ITEM, "score": None}]}})
 
     next: list[ListItem] | None = None
     complementary: list[ListItem] | None = None
     similar: list[ListItem] | None = None
     trending: list[ListItem] | None = None
+    people_like_you: list[ListItem] | None = None
     recently_viewed: list[ListItem] | None = None
 
 

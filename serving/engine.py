@@ -74,7 +74,7 @@ class SignalsEngine:
         # `next` is the same ranking as `products`: one top-k, as long as the longer of the two.
         products = self.products.top(scores.products, modelled, [_next_k(r) for r in requests], allowed)
         no_lists = ListsAnswer()
-        lists = (self.lists.answer(requests, histories, allowed, products) if any(r.lists for r in requests)
+        lists = (self.lists.answer(requests, histories, allowed, products, scores.representation) if any(r.lists for r in requests)
                  else [no_lists] * len(requests))
         no_filter = [None] * len(requests)
         categories = self.categories.top(scores.categories, modelled, [r.k_categories for r in requests], no_filter)
