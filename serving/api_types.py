@@ -117,7 +117,7 @@ class Filters(BaseModel):
         return self.min_price is not None or self.max_price is not None
 
 
-ListK = Annotated[int | None, NotABoolean, Field(ge=1, le=MAX_LIST_K)]
+ListK = Annotated[int, NotABoolean, Field(ge=1, le=MAX_LIST_K)] | None
 
 
 class ListsRequest(BaseModel):

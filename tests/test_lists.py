@@ -323,3 +323,8 @@ def test_unknown_lists_and_k_beyond_the_limit_are_refused(lists, field) -> None:
 def test_a_list_length_must_be_a_number_from_1_to_20(length) -> None:
     with pytest.raises(ValidationError, match="lists.next"):
         ShopperRequest.model_validate({"events": [], "lists": {"next": length}})
+
+
+def test_a_list_given_as_null_is_not_asked_for() -> None:
+    request = ShopperRequest.model_validate({"events": [], "lists": {"next": None, "similar": None, "trending": 3}})
+    assert (request.lists.next, request.lists.similar, request.lists.trending) == (None, None, 3)
