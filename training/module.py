@@ -9,13 +9,13 @@ import torch.nn.functional as F
 from torchmetrics import MeanMetric
 from torchmetrics.classification import BinaryAveragePrecision
 
+from events.errors import UserFacingError
 from models.cooccurrence import transition_table
 from models.losses import full_softmax_loss, proposal, sample_negatives, sampled_softmax_loss
 from models.network import ModelConfig, SessionSignalsModel, feature_batch, recent_products
 from models.ranking import TOP_K
 from models.vocab import N_RESERVED
 from training.config import TrainConfig
-
 
 
 class SignalsModule(L.LightningModule):
@@ -26,6 +26,10 @@ class SignalsModule(L.LightningModule):
         self.save_hyperparameters(ignore=["log_popularity"])
         self.model = SessionSignalsModel(ModelConfig(**model_cfg))
         self.tc = TrainConfig(**train_cfg)
+        if self.model.cfg.repeat and self.tc.next_loss == "sampled":
+            # The mixture normalises over the whole catalogue; a sampled softmax never sees that normaliser.
+            raise UserFacingError("model.repeat=true needs train.next_loss=full (the repeat/explore mixture is "
+                                  "a probability over the whole catalogue); set one of them differently")
         if log_popularity is None:  # uniform over the real products
             log_popularity = torch.zeros(self.model.cfg.n_products).index_fill_(0, torch.arange(N_RESERVED), -1e9)
         self.register_buffer("log_q", proposal(log_popularity, self.tc.negative_power), persistent=False)
