@@ -224,6 +224,12 @@ class SessionSignalsModel(nn.Module):
             bonus = bonus + (self.cooc_weight[:, None, :K, None] * per).sum((0, 2))  # (N, M')
         return scores + bonus
 
+    def repeat_log_prob(self, h: torch.Tensor, history: torch.Tensor, log_explore_target: torch.Tensor,
+                        target: torch.Tensor) -> torch.Tensor:
+        """(N, D), (N, K), (N,) explore log-probability of each target (N,) -> (N,) its log-probability under
+        the repeat/explore mixture (the sampled softmax's path; `product_logits` is the full one)."""
+        return self.repeat.at_targets(h, history, self.product_table(history), log_explore_target, target)
+
     def score_shared(self, query: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
         """Scores of candidates shared by every row, without the recency bonus: (N, D), (S,) -> (N, S).
 

@@ -35,23 +35,37 @@ class RepeatHead(nn.Module):
         self.step_bias = nn.Parameter(torch.zeros(k))  # recency prior of the pointer, per step back
         self.gate = nn.Linear(d, 1)
 
-    def forward(self, h: torch.Tensor, history: torch.Tensor, keys: torch.Tensor,
-                explore_logits: torch.Tensor) -> torch.Tensor:
-        """h (N, D) states, history (N, K) recent product ids (PAD/UNK: nothing to repeat), keys (N, K, D)
-        their output vectors, explore_logits (N, P) with PAD/UNK at -inf -> (N, P) log-probabilities."""
+    def pointer(self, h: torch.Tensor, history: torch.Tensor, keys: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """h (N, D), history (N, K) recent product ids (PAD/UNK: nothing to repeat), keys (N, K, D) their output
+        vectors -> log attention per position (N, K), valid (N, K), log p_repeat (N,), log (1 - p_repeat) (N,)."""
         K = history.shape[1]
         valid = history >= N_RESERVED  # (N, K)
         att = torch.einsum("nd,nkd->nk", self.query(h), keys) / math.sqrt(h.shape[-1]) + self.step_bias[:K]
-        log_a = torch.log_softmax(att.masked_fill(~valid, NEG), dim=-1)  # (N, K) pointer over positions
-        # A product's repeat mass is the sum over the positions holding it.
-        same = (history.unsqueeze(2) == history.unsqueeze(1)) & valid.unsqueeze(1)  # (N, K, K)
-        log_item = torch.logsumexp(log_a.unsqueeze(1).masked_fill(~same, NEG), dim=-1)  # (N, K)
+        log_a = torch.log_softmax(att.float().masked_fill(~valid, NEG), dim=-1)  # (N, K) pointer over positions
         g = self.gate(h).squeeze(-1).float()  # (N,)
         can_repeat = valid.any(dim=1)  # a history of only PAD/UNK leaves the explore distribution alone
         log_explore = torch.where(can_repeat, F.logsigmoid(-g), torch.zeros_like(g))  # (N,)
+        return log_a, valid, F.logsigmoid(g), log_explore
+
+    def forward(self, h: torch.Tensor, history: torch.Tensor, keys: torch.Tensor,
+                explore_logits: torch.Tensor) -> torch.Tensor:
+        """`pointer`'s inputs and explore_logits (N, P), PAD/UNK at -inf -> (N, P) log-probabilities."""
+        log_a, valid, log_repeat, log_explore = self.pointer(h, history, keys)
+        # A product's repeat mass is the sum over the positions holding it.
+        same = (history.unsqueeze(2) == history.unsqueeze(1)) & valid.unsqueeze(1)  # (N, K, K)
+        log_item = torch.logsumexp(log_a.unsqueeze(1).masked_fill(~same, NEG), dim=-1)  # (N, K)
         base = torch.log_softmax(explore_logits.float(), dim=-1) + log_explore.unsqueeze(1)  # (N, P)
         at_history = torch.where(valid, base.gather(1, history), torch.zeros_like(log_item))  # (N, K), finite
-        mixed = torch.logaddexp(at_history, F.logsigmoid(g).unsqueeze(1) + log_item)  # (N, K)
+        mixed = torch.logaddexp(at_history, log_repeat.unsqueeze(1) + log_item)  # (N, K)
         # Each product once (its first position), so a repeated id is not added twice.
         delta = (mixed - at_history) * (first_occurrence(history) & valid)  # (N, K)
         return base.scatter_add(1, history, delta.to(base.dtype))
+
+    def at_targets(self, h: torch.Tensor, history: torch.Tensor, keys: torch.Tensor, log_explore_target: torch.Tensor,
+                   target: torch.Tensor) -> torch.Tensor:
+        """The mixture's log-probability of each target (N,) given its explore log-probability (N,): what the
+        sampled softmax trains on, where the (N, P) explore distribution is only estimated."""
+        log_a, valid, log_repeat, log_explore = self.pointer(h, history, keys)
+        log_target = torch.logsumexp(log_a.masked_fill(~(valid & (history == target.unsqueeze(1))), NEG), dim=-1)
+        return torch.logaddexp(log_explore_target.float() + log_explore, log_repeat + log_target)  # (N,)

@@ -3,14 +3,12 @@ whose repeat half ranks the shopper's recent products by how often and how recen
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 
 import pandas as pd
 import pytest
 import torch
 
-from events.errors import UserFacingError
-from models.losses import full_softmax_loss
+from models.losses import full_softmax_loss, sampled_softmax_loss
 from models.network import ModelConfig, SessionSignalsModel
 
 P = 30
@@ -103,29 +101,40 @@ def test_the_gate_learns_when_shoppers_come_back() -> None:
     assert p_repeat[comes_back].mean() > 0.8 and p_repeat[~comes_back].mean() < 0.2
 
 
-def test_training_step_with_the_mixture_reads_nothing_back_from_the_device() -> None:
+@pytest.mark.parametrize("loss", ["full", "sampled"])
+def test_training_step_with_the_mixture_reads_nothing_back_from_the_device(loss: str) -> None:
     from training.config import TrainConfig
     from training.module import SignalsModule
 
     model_cfg = _model(repeat=True).cfg.to_dict()
-    module = SignalsModule(model_cfg, vars(TrainConfig())).to("meta")
+    module = SignalsModule(model_cfg, vars(TrainConfig(next_loss=loss, n_negatives=8))).to("meta")
     B, L = 2, 6
     batch = {k: torch.randint(2, 5, (B, L), device="meta") for k in
              ("product", "category", "brand", "event_type", "price_bucket", "gap_bucket", "new_session",
               "intent", "next_product", "next_category", "next_brand")}
     batch |= {"intent_index": torch.arange(4, device="meta"), "next_index": torch.arange(5, device="meta"),
               "churn_pos": torch.zeros(0, dtype=torch.long, device="meta")}
-    out = module.shared_step(batch, None)
+    out = module.train_loss(batch)
     out["loss"].backward()
     assert module.model.repeat.gate.weight.grad is not None
 
 
-def test_the_mixture_needs_the_full_softmax() -> None:
-    from training.config import TrainConfig
-    from training.module import SignalsModule
-
-    with pytest.raises(UserFacingError, match="model.repeat=true needs train.next_loss=full"):
-        SignalsModule(_model(repeat=True).cfg.to_dict(), vars(replace(TrainConfig(), next_loss="sampled")))
+def test_the_sampled_path_equals_the_full_mixture_when_it_samples_the_whole_catalogue() -> None:
+    """Every product drawn once under a uniform Q: the sampled explore estimate is exact, and the
+    mixture's log-probability of each target is what the full path gives it."""
+    model = _model(repeat=True)
+    h = torch.randn(3, 16)
+    target = torch.tensor([5, 9, 12])  # a repeat seen twice, a repeat seen once, a new product
+    with torch.no_grad():
+        full = model.product_logits(h, HISTORY).gather(1, target.unsqueeze(1)).squeeze(1)
+        q = model.product_query_vectors(h)
+        catalogue = torch.arange(2, P)
+        log_q = torch.full((P,), -torch.log(torch.tensor(float(len(catalogue)))))
+        exact = model.score_products(q, torch.cat([target.unsqueeze(1), HISTORY], 1), HISTORY)
+        nll = sampled_softmax_loss(exact[:, 0], model.score_shared(q, catalogue), catalogue, target, log_q,
+                                   exact[:, 1:], HISTORY, reduction="none")
+        sampled = model.repeat_log_prob(h, HISTORY, -nll, target)
+    torch.testing.assert_close(sampled, full, atol=1e-5, rtol=0)
 
 
 def test_parameter_count_with_the_mixture() -> None:

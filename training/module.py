@@ -9,7 +9,6 @@ import torch.nn.functional as F
 from torchmetrics import MeanMetric
 from torchmetrics.classification import BinaryAveragePrecision
 
-from events.errors import UserFacingError
 from models.cooccurrence import transition_table
 from models.losses import full_softmax_loss, proposal, sample_negatives, sampled_softmax_loss
 from models.network import ModelConfig, SessionSignalsModel, feature_batch, recent_products
@@ -26,10 +25,6 @@ class SignalsModule(L.LightningModule):
         self.save_hyperparameters(ignore=["log_popularity"])
         self.model = SessionSignalsModel(ModelConfig(**model_cfg))
         self.tc = TrainConfig(**train_cfg)
-        if self.model.cfg.repeat and self.tc.next_loss == "sampled":
-            # The mixture normalises over the whole catalogue; a sampled softmax never sees that normaliser.
-            raise UserFacingError("model.repeat=true needs train.next_loss=full (the repeat/explore mixture is "
-                                  "a probability over the whole catalogue); set one of them differently")
         if log_popularity is None:  # uniform over the real products
             log_popularity = torch.zeros(self.model.cfg.n_products).index_fill_(0, torch.arange(N_RESERVED), -1e9)
         self.register_buffer("log_q", proposal(log_popularity, self.tc.negative_power), persistent=False)
@@ -77,8 +72,11 @@ class SignalsModule(L.LightningModule):
             if self.tc.next_loss == "sampled":
                 q = self.model.product_query_vectors(hn)  # (N, D)
                 exact = self.model.score_products(q, torch.cat([target.unsqueeze(1), history], 1), history)  # (N, 1+K)
-                losses["next"] = sampled_softmax_loss(exact[:, 0], self.model.score_shared(q, negatives), negatives,
-                                                      target, self.log_q, exact[:, 1:], history)
+                nll = sampled_softmax_loss(exact[:, 0], self.model.score_shared(q, negatives), negatives,
+                                           target, self.log_q, exact[:, 1:], history, reduction="none")  # (N,)
+                if self.model.repeat is not None:  # the estimate is the explore half; the mixture adds the pointer
+                    nll = -self.model.repeat_log_prob(hn, history, -nll, target)
+                losses["next"] = nll.mean()
             else:
                 loo = target if self.training else None  # this position's own transition is not evidence
                 losses["next"] = full_softmax_loss(self.model.product_logits(hn, history, loo_target=loo), target)
