@@ -30,7 +30,7 @@ class ArchitectureConfig:
     history: int = 8  # the last K products a position has seen get a learned, recency-weighted score bonus
     side_features: bool = True  # session/customer counts (models.session_features) as wide side inputs
     cooc_neighbours: int = 0  # M successors/predecessors per product kept as transition evidence; 0 = off
-    repeat: bool = False  # repeat/explore mixture: a pointer over the last `history` products (models.repeat)
+    repeat: bool = True  # repeat/explore mixture: a pointer over the last `history` products (models.repeat)
 
 
 # What a bundle saved before a field existed was built with: off. Loading fills them in (models.bundle).

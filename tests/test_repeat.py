@@ -168,7 +168,7 @@ def test_bundle_round_trip_and_an_older_bundle_loads_with_the_mixture_off(tmp_pa
     # the served products row is a distribution over the catalogue
     assert abs(torch.logsumexp(torch.from_numpy(a.products[0]), 0).item()) < 1e-4
 
-    old = SessionSignalsModel(ModelConfig(**encoder.sizes(), d_model=16, max_len=12))
+    old = SessionSignalsModel(ModelConfig(**encoder.sizes(), d_model=16, max_len=12, repeat=False))
     path = save_bundle(tmp_path / "old", old, encoder, meta)
     saved = json.loads((path / CONFIG).read_text())
     saved.pop("repeat")  # as a version before the mixture wrote it
