@@ -69,7 +69,7 @@ def score_partition(events: pd.DataFrame, as_of: pd.Timestamp, engine: SignalsEn
 
 
 SIGNAL_COLUMNS = ["user_id", "events", "last_event_ts", "days_since_last_event", "session_live", "latest_session_id",
-                  "purchase_intent", "churn_risk", "top_products", "top_product_scores", "top_categories",
+                  "purchase_intent", "churn_risk", "uplift", "top_products", "top_product_scores", "top_categories",
                   "top_brands", "segments", "cart_products", "session_views", "session_viewed_products",
                   "browsing_category", "rule_segments", "model_name", "model_version", "model_run_id"]
 
@@ -85,7 +85,7 @@ def _signals_row(signals, history: ShopperHistory, n_events: int, moment: dateti
         "user_id": signals.user_id, "events": int(n_events),
         "last_event_ts": history.events[-1].ts, "days_since_last_event": idle_s / DAY_S,
         "session_live": idle_s <= SESSION_GAP_MINUTES * 60, "latest_session_id": latest[-1].session_id,
-        "purchase_intent": signals.purchase_intent, "churn_risk": signals.churn_risk,
+        "purchase_intent": signals.purchase_intent, "churn_risk": signals.churn_risk, "uplift": signals.uplift,
         "top_products": [p["product_id"] for p in signals.products],
         "top_product_scores": [p["score"] for p in signals.products],
         "top_categories": [a["name"] for a in signals.categories], "top_brands": [a["name"] for a in signals.brands],
@@ -93,7 +93,8 @@ def _signals_row(signals, history: ShopperHistory, n_events: int, moment: dateti
         "session_views": history.latest_session.views, "session_viewed_products": viewed,
         "browsing_category": browsing,
         # The audience rules (audiences/thresholds.yaml) through the endpoint's rule code.
-        "rule_segments": segments_for(cfg.rules, history, moment, signals.purchase_intent, signals.churn_risk),
+        "rule_segments": segments_for(cfg.rules, history, moment, signals.purchase_intent, signals.churn_risk,
+                                      signals.uplift),
         "model_name": signals.model.name, "model_version": signals.model.version, "model_run_id": signals.model.run_id,
     }
 

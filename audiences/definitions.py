@@ -38,8 +38,22 @@ def is_seed(c: pd.DataFrame, cfg: AudienceConfig) -> np.ndarray:
     return (c["rfm_segment"].isin(SEED_SEGMENTS) | (c["orders"] >= cfg.lookalikes.repeat_orders)).to_numpy()
 
 
-def audiences(cfg: AudienceConfig) -> list[Audience]:
-    """Every audience file but `lookalikes` (written last: it needs every customer's nearest seed)."""
+def uplift_sign(sign: int) -> Callable[[pd.DataFrame], np.ndarray]:
+    """Customers whose uplift has this sign (a model without an uplift head gives none: NaN compares false)."""
+    return lambda c: (np.sign(c["uplift"].astype(np.float64).to_numpy()) == sign)
+
+
+UPLIFT_AUDIENCES = [
+    Audience("message_these", uplift_sign(1), ("uplift", "purchase_intent", "session_live", "top_products"),
+             "a message now raises their chance of buying in this session (positive uplift): send it, largest first"),
+    Audience("do_not_disturb", uplift_sign(-1), ("uplift", "purchase_intent"),
+             "a message now lowers their chance of buying (negative uplift): suppress messages"),
+]
+
+
+def audiences(cfg: AudienceConfig, uplift: bool = False) -> list[Audience]:
+    """Every audience file but `lookalikes` (written last: it needs every customer's nearest seed); the uplift
+    audiences only for a model with an uplift head (`uplift`)."""
     stale = cfg.triggers.max_idle_days
     history = ("orders", "spend", "last_purchase_ts", "days_since_last_purchase", "purchased_categories")
     found = [
@@ -65,7 +79,7 @@ def audiences(cfg: AudienceConfig) -> list[Audience]:
                               f"RFM segment {segment}"))
     found.append(Audience("lookalike_seeds", lambda c: is_seed(c, cfg), ("rfm_segment", "orders", "spend"),
                           "Champions, Promising and repeat buyers"))
-    return found
+    return found + (UPLIFT_AUDIENCES if uplift else [])
 
 
 LOOKALIKES = Audience("lookalikes", lambda c: np.zeros(len(c), dtype=bool), ("similarity", "nearest_seed"),

@@ -26,7 +26,7 @@ _LIST = pa.list_(pa.string())
 CUSTOMER_SCHEMA = pa.schema([
     ("user_id", pa.string()), ("as_of", _TS), ("events", pa.int64()), ("last_event_ts", _TS),
     ("days_since_last_event", pa.float64()), ("session_live", pa.bool_()), ("latest_session_id", pa.string()),
-    ("purchase_intent", pa.float64()), ("churn_risk", pa.float64()),
+    ("purchase_intent", pa.float64()), ("churn_risk", pa.float64()), ("uplift", pa.float64()),
     ("orders", pa.int64()), ("spend", pa.float64()), ("last_purchase_ts", _TS), ("days_since_last_purchase", pa.float64()),
     ("r_score", pa.int64()), ("f_score", pa.int64()), ("m_score", pa.int64()), ("rfm_segment", pa.string()),
     ("purchased_categories", _LIST), ("top_products", _LIST), ("top_product_scores", pa.list_(pa.float64())),

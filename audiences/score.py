@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 
 from audiences.config import AudienceConfig
 from audiences.definitions import LOOKALIKES, audiences, is_seed
+from models.uplift import bundle_has_uplift
 from audiences.event_table import EventTable
 from audiences.files import (
     CUSTOMER_SCHEMA,
@@ -127,7 +128,7 @@ def _best_sellers(purchases: pd.DataFrame, n: int) -> pd.Series:
 
 def _write_outputs(folder: Path, parts: list[Path], rfm: pd.DataFrame, seeds: NearestToSeeds,
                    best_sellers: pd.Series, job: ScoreJob) -> tuple[dict[str, int], int, int]:
-    defined = audiences(job.thresholds)
+    defined = audiences(job.thresholds, bundle_has_uplift(job.bundle))
     customers = TableFile(folder / CUSTOMERS_FILE, CUSTOMER_SCHEMA)
     files = {a.name: audience_file(folder, a.name, a.fields) for a in defined}
     seed_set = set(seeds.seed_ids)

@@ -11,7 +11,7 @@ import sys
 from cli.log_setup import configure_logging
 from events.errors import UserFacingError
 
-SUBCOMMANDS = ("simulate", "load", "train", "tune", "serve", "score", "trends", "experiment")
+SUBCOMMANDS = ("simulate", "load", "train", "tune", "serve", "score", "trends", "experiment", "uplift")
 
 DESCRIPTION = """\
 Turn a shop's event stream into purchase-intent, churn and next-product signals.

@@ -29,8 +29,8 @@ def full_softmax_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tenso
 
 def sampled_softmax_loss(pos_scores: torch.Tensor, neg_scores: torch.Tensor, negatives: torch.Tensor,
                          target: torch.Tensor, log_q: torch.Tensor, recent_scores: torch.Tensor,
-                         recent_ids: torch.Tensor) -> torch.Tensor:
-    """Mean sampled cross-entropy.
+                         recent_ids: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """Mean sampled cross-entropy (per row with reduction="none": (N,), an estimate of -log P(target)).
 
     pos_scores (N,) of the true products target (N,); neg_scores (N, S) of the shared negatives (S,);
     recent_scores (N, K) of each row's recent products recent_ids (N, K); log_q (P,) the proposal.
@@ -42,7 +42,8 @@ def sampled_softmax_loss(pos_scores: torch.Tensor, neg_scores: torch.Tensor, neg
     keep = first_occurrence(recent_ids) & (recent_ids >= N_RESERVED) & (recent_ids != target.unsqueeze(1))
     recent = recent_scores.masked_fill(~keep, float("-inf"))  # (N, K)
     logits = torch.cat([pos_scores.unsqueeze(1), recent, neg], dim=1).float()  # (N, 1 + K + S)
-    return (torch.logsumexp(logits, dim=1) - logits[:, 0]).mean()
+    per_row = torch.logsumexp(logits, dim=1) - logits[:, 0]  # (N,)
+    return per_row if reduction == "none" else per_row.mean()
 
 
 def drawn_among(ids: torch.Tensor, negatives: torch.Tensor, n_products: int) -> torch.Tensor:

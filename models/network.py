@@ -13,7 +13,9 @@ from torch import nn
 
 from models.encoding import FEATURES
 from models.ranking import chunked_ranks
+from models.repeat import RepeatHead
 from models.session_features import N_SIDE, side_features
+from models.uplift import UpliftHead
 from models.vocab import N_RESERVED
 
 
@@ -29,10 +31,11 @@ class ArchitectureConfig:
     history: int = 8  # the last K products a position has seen get a learned, recency-weighted score bonus
     side_features: bool = True  # session/customer counts (models.session_features) as wide side inputs
     cooc_neighbours: int = 0  # M successors/predecessors per product kept as transition evidence; 0 = off
+    repeat: bool = True  # repeat/explore mixture: a pointer over the last `history` products (models.repeat)
 
 
 # What a bundle saved before a field existed was built with: off. Loading fills them in (models.bundle).
-LEGACY_ARCHITECTURE = {"side_features": False, "cooc_neighbours": 0}
+LEGACY_ARCHITECTURE = {"side_features": False, "cooc_neighbours": 0, "repeat": False}
 
 
 @dataclass(kw_only=True)
@@ -44,6 +47,7 @@ class ModelConfig(ArchitectureConfig):
     n_event_types: int
     n_price_buckets: int
     n_gap_buckets: int
+    uplift_head: str = ""  # "" = none; else a models.uplift design, fitted after training (training/uplift_fit.py)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -111,8 +115,12 @@ class SessionSignalsModel(nn.Module):
             self.register_buffer("cooc_ids", torch.zeros(2, cfg.n_products, m, dtype=torch.long))
             self.register_buffer("cooc_count", torch.zeros(2, cfg.n_products, m))
             self.cooc_weight = nn.Parameter(torch.full((2, cfg.history), 0.5))
+        # The repeat/explore mixture (models.repeat); only when enabled, for the same reason.
+        self.repeat = RepeatHead(d, cfg.history) if cfg.repeat else None
         self.category_head = nn.Linear(d, cfg.n_categories)
         self.brand_head = nn.Linear(d, cfg.n_brands)
+        # Purchase chance with and without a treatment (models.uplift); only in bundles that were given one.
+        self.uplift_head = UpliftHead(d, cfg.uplift_head) if cfg.uplift_head else None
 
     def encode(self, x: dict[str, torch.Tensor]) -> torch.Tensor:
         """Causal hidden state after each event: (B, L) features -> (B, L, D); position t sees events <= t."""
@@ -192,6 +200,8 @@ class SessionSignalsModel(nn.Module):
         logits = logits.scatter_add(1, history, bonus)  # (N, P)
         logits = self.transition_evidence(history, logits, loo_target)  # (N, P)
         logits[:, :N_RESERVED] = float("-inf")
+        if self.repeat is not None:  # scores become log-probabilities of the repeat/explore mixture
+            logits = self.repeat(h, history, table[history], logits)  # (N, P)
         return logits
 
     def next_product_ranks(self, h: torch.Tensor, history: torch.Tensor, target: torch.Tensor,
@@ -217,6 +227,12 @@ class SessionSignalsModel(nn.Module):
             per = (hit * value.unsqueeze(3)).sum(-1)  # (2, N, K, M')
             bonus = bonus + (self.cooc_weight[:, None, :K, None] * per).sum((0, 2))  # (N, M')
         return scores + bonus
+
+    def repeat_log_prob(self, h: torch.Tensor, history: torch.Tensor, log_explore_target: torch.Tensor,
+                        target: torch.Tensor) -> torch.Tensor:
+        """(N, D), (N, K), (N,) explore log-probability of each target (N,) -> (N,) its log-probability under
+        the repeat/explore mixture (the sampled softmax's path; `product_logits` is the full one)."""
+        return self.repeat.at_targets(h, history, self.product_table(history), log_explore_target, target)
 
     def score_shared(self, query: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
         """Scores of candidates shared by every row, without the recency bonus: (N, D), (S,) -> (N, S).

@@ -81,11 +81,7 @@ class SignalPredictor:
             categories[absent] = meta["category_prior"]
             brands[absent] = meta["brand_prior"]
         if present:
-            lengths = np.array([len(encoded[i]["product"]) for i in present])
-            batch = {name: torch.zeros(len(present), lengths.max(), dtype=torch.long) for name in FEATURES}  # (b, L)
-            for row, i in enumerate(present):
-                for name in FEATURES:
-                    batch[name][row, : lengths[row]] = torch.from_numpy(encoded[i][name])
+            batch, lengths = pad_windows([encoded[i] for i in present])
             h = model.encode(batch)  # (b, L, D)
             rows, last_pos = torch.arange(len(present)), torch.from_numpy(lengths - 1)
             last = h[rows, last_pos]  # (b, D)
@@ -99,3 +95,23 @@ class SignalPredictor:
             categories[present] = torch.softmax(model.category_logits(last), dim=-1).numpy()
             brands[present] = torch.softmax(model.brand_logits(last), dim=-1).numpy()
         return Scores(intent, churn, products, categories, brands, representation)
+
+
+def pad_windows(windows: Sequence[dict[str, np.ndarray]]) -> tuple[dict[str, torch.Tensor], np.ndarray]:
+    """Windows' features, each (l_i,) -> right-padded (b, L) tensors and (b,) lengths (padding follows every
+    real event, so a causal encoder's state at l_i - 1 is that of the window alone)."""
+    lengths = np.array([len(w["product"]) for w in windows])
+    batch = {name: torch.zeros(len(windows), lengths.max(), dtype=torch.long) for name in FEATURES}  # (b, L)
+    for row, window in enumerate(windows):
+        for name in FEATURES:
+            batch[name][row, : lengths[row]] = torch.from_numpy(window[name])
+    return batch, lengths
+
+
+@torch.inference_mode()
+def last_states(model: SessionSignalsModel, windows: Sequence[dict[str, np.ndarray]]) -> np.ndarray:
+    """Windows (none empty), a model in eval mode -> (b, D) the encoder's state after each one's latest event: `Scores.representation`
+    without the heads (the customer index of `people_like_you` stores these)."""
+    batch, lengths = pad_windows(windows)
+    h = model.encode(batch)  # (b, L, D)
+    return h[torch.arange(len(windows)), torch.from_numpy(lengths - 1)].float().numpy()

@@ -16,9 +16,31 @@ BUNDLE_ARTIFACT = "bundle"  # the folder of a model run's artifacts that holds t
 def resolve_uri(uri: str = "") -> str:
     """The tracking URI: given, else $MLFLOW_TRACKING_URI, else the embedded sqlite store under mlruns/."""
     uri = uri or os.environ.get("MLFLOW_TRACKING_URI", "") or DEFAULT_URI
-    if uri.startswith("sqlite:///"):
-        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    if uri.startswith("sqlite:///") and uri not in _CREATED:
+        create_sqlite_store(uri)
+        _CREATED.add(uri)
     return uri
+
+
+_CREATED: set[str] = set()  # sqlite stores this process has created or checked (once each)
+
+
+def create_sqlite_store(uri: str) -> None:
+    """Create (or bring up to MLflow's schema) the sqlite store behind `uri`, one process at a time.
+
+    Two processes opening a new store at once (two `signals tune` workers, a training beside a server) both
+    run MLflow's schema migrations on it and one of them dies (`table _alembic_tmp_tags already exists`,
+    `duplicate column name`); under an exclusive lock on a file beside the database the first creates it
+    and the others find it ready."""
+    import fcntl
+
+    from mlflow import MlflowClient
+
+    db = Path(uri.removeprefix("sqlite:///"))
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with open(db.with_name(db.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
 
 
 def download_bundle(model_name: str, alias: str | None, dst: str | Path | None = None,

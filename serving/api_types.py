@@ -27,7 +27,7 @@ MAX_LIST_K = 20
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST = datetime(2262, 1, 1, tzinfo=UTC)  # pandas' nanosecond range: offline code can score the same events
 
-Segment = Literal["high_intent", "cart_abandoner", "browse_abandoner", "at_risk", "dormant"]
+Segment = Literal["high_intent", "cart_abandoner", "browse_abandoner", "at_risk", "dormant", "persuadable"]
 
 EXAMPLE_EVENTS = [
     {"ts": "2026-03-02T18:01:05Z", "event_type": "view", "product_id": "1005115",
@@ -117,7 +117,7 @@ class Filters(BaseModel):
         return self.min_price is not None or self.max_price is not None
 
 
-ListK = Annotated[int | None, NotABoolean, Field(ge=1, le=MAX_LIST_K)]
+ListK = Annotated[int, NotABoolean, Field(ge=1, le=MAX_LIST_K)] | None
 
 
 class ListsRequest(BaseModel):
@@ -134,6 +134,8 @@ class ListsRequest(BaseModel):
                                              "category, brand and price band (\"more like this\").")
     trending: ListK = Field(None, description="Most bought (or viewed) of the last days in the shopper's current "
                                               "category and top brand, from the served trends table.")
+    people_like_you: ListK = Field(None, description="Bought recently by the customers whose learned representations "
+                                                     "are nearest to the shopper's (lookalike).")
     recently_viewed: ListK = Field(None, description="The shopper's own viewed products, most recent first, "
                                                      "de-duplicated, purchased ones out.")
 
@@ -185,7 +187,9 @@ class ListItem(TypedDict):
     score: Annotated[float | None, Field(description="The list's own evidence: next: probability; complementary: "
                                                      "summed co-purchase similarity; similar: vector similarity plus "
                                                      "category, brand and price-band matches; trending: purchases "
-                                                     "(or views) in the table's window; recently_viewed: null.")]
+                                                     "(or views) in the table's window; people_like_you: summed "
+                                                     "cosine of the nearest customers who bought it; "
+                                                     "recently_viewed: null.")]
     category: str | None
     brand: str | None
 
@@ -199,12 +203,13 @@ class Lists(BaseModel):
 
     model_config = ConfigDict(json_schema_extra={"example": {
         "complementary": [EXAMPLE_ITEM], "trending": [{**EXAMPLE_ITEM, "score": 57.0}],
-        "recently_viewed": [{**EXAMPLE_ITEM, "score": None}]}})
+        "people_like_you": [{**EXAMPLE_ITEM, "score": 3.7}], "recently_viewed": [{**EXAMPLE_ITEM, "score": None}]}})
 
     next: list[ListItem] | None = None
     complementary: list[ListItem] | None = None
     similar: list[ListItem] | None = None
     trending: list[ListItem] | None = None
+    people_like_you: list[ListItem] | None = None
     recently_viewed: list[ListItem] | None = None
 
 
@@ -244,6 +249,9 @@ class ShopperSignals(BaseModel):
     # null only for a holdout shopper of an experiment (experiment.holdout)
     purchase_intent: float | None = Field(description="Probability that the current session ends in a purchase.")
     churn_risk: float | None = Field(description="Probability of no purchase within the model's churn horizon after as_of.")
+    uplift: float | None = Field(None, description="Expected change in the probability that the current session ends "
+                                 "in a purchase if a message is sent now (negative: it puts the shopper off); null when "
+                                 "the model has no uplift head (`signals uplift`) or the history is empty.")
     products: list[ProductScore] = Field(description="Top-k products after filters, best first (may be fewer than k).")
     categories: list[Affinity]
     brands: list[Affinity]

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from models.predictor import SignalPredictor
+from models.uplift import uplift_of_states
 from models.vocab import N_RESERVED, UNK
 from models.bundle import load_list_arrays
 from serving.candidates import allowed_products
@@ -66,12 +67,14 @@ class SignalsEngine:
         encoded = [None if h.empty else encode_history(h, self.predictor.encoder, self.window) for h in histories]
         seconds_away = np.array([0.0 if h.empty else h.idle_seconds(t) for h, t in zip(histories, as_of)])
         scores = self.predictor.score_encoded(encoded, seconds_away)
+        uplift = uplift_of_states(self.predictor.model, scores.representation)  # (B,) NaN: no history; None: no head
+        lift = [None] * len(requests) if uplift is None else [None if np.isnan(u) else float(u) for u in uplift]
         modelled = [e is not None for e in encoded]
         allowed = [allowed_products(r.filters, h, self.catalogue) for r, h in zip(requests, histories)]
         # `next` is the same ranking as `products`: one top-k, as long as the longer of the two.
         products = self.products.top(scores.products, modelled, [_next_k(r) for r in requests], allowed)
         no_lists = ListsAnswer()
-        lists = (self.lists.answer(requests, histories, allowed, products) if any(r.lists for r in requests)
+        lists = (self.lists.answer(requests, histories, allowed, products, scores.representation) if any(r.lists for r in requests)
                  else [no_lists] * len(requests))
         no_filter = [None] * len(requests)
         categories = self.categories.top(scores.categories, modelled, [r.k_categories for r in requests], no_filter)
@@ -82,10 +85,12 @@ class SignalsEngine:
             as_of=moment,
             purchase_intent=float(scores.intent[i]),
             churn_risk=float(scores.churn[i]),
+            uplift=lift[i],
             products=self._products(products[i][0][:request.k], products[i][1][:request.k]),
             categories=_affinities(*categories[i], self.catalogue.category_names),
             brands=_affinities(*brands[i], self.catalogue.brand_names),
-            segments=segments_for(self.rules, history, moment, float(scores.intent[i]), float(scores.churn[i])),
+            segments=segments_for(self.rules, history, moment, float(scores.intent[i]), float(scores.churn[i]),
+                                  lift[i]),
             history=_summary(history, encoded[i]),
             model=self.identity,
             lists=lists[i].lists,

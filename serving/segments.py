@@ -44,12 +44,18 @@ class DormantRule:
 
 
 @dataclass(frozen=True)
+class PersuadableRule:
+    min_uplift: float
+
+
+@dataclass(frozen=True)
 class SegmentRules:
     high_intent: HighIntentRule
     cart_abandoner: CartAbandonerRule
     browse_abandoner: BrowseAbandonerRule
     at_risk: AtRiskRule
     dormant: DormantRule
+    persuadable: PersuadableRule
 
 
 def load_rules(path: Path, overrides: tuple[str, ...] = ()) -> SegmentRules:
@@ -60,7 +66,8 @@ def load_rules(path: Path, overrides: tuple[str, ...] = ()) -> SegmentRules:
 
 
 def segments_for(rules: SegmentRules, history: ShopperHistory, as_of: datetime,
-                 purchase_intent: float, churn_risk: float) -> list[Segment]:
+                 purchase_intent: float, churn_risk: float, uplift: float | None = None) -> list[Segment]:
+    """`uplift`: None when the model has no uplift head (then no shopper is persuadable)."""
     if history.empty:
         return []
     idle_minutes = history.idle_seconds(as_of) / 60
@@ -80,4 +87,6 @@ def segments_for(rules: SegmentRules, history: ShopperHistory, as_of: datetime,
         segments.append("at_risk")
     if dormant:
         segments.append("dormant")
+    if uplift is not None and uplift >= rules.persuadable.min_uplift:
+        segments.append("persuadable")
     return segments

@@ -14,8 +14,9 @@ from pydantic import ValidationError
 
 from cli.main import main as signals
 from events.trends import compute_trends, read_trends, write_trends
-from models.bundle import load_list_arrays, save_bundle
+from models.bundle import load_bundle, load_list_arrays, save_bundle
 from models.complements import complement_table
+from models.customer_index import nearest, their_purchases
 from models.encoding import EventEncoder
 from models.network import ModelConfig, SessionSignalsModel
 from models.predictor import SignalPredictor
@@ -25,7 +26,7 @@ from serving.lists import trending
 from serving.segments import load_rules
 from serving.settings import DEFAULT_SEGMENTS_CONFIG
 from tests.factories import events_frame, write_events
-from training.list_tables import list_arrays
+from training.list_tables import list_arrays, recent_buyers
 
 NOW = datetime(2026, 1, 20, 12, 0, tzinfo=UTC)
 # product -> (category, brand, price): two cameras with their accessories, two phones, a kettle
@@ -68,7 +69,8 @@ def bundle(events, tmp_path_factory):
     n, nc, nb = len(encoder.products), len(encoder.categories), len(encoder.brands)
     meta = {"intent_base_rate": 0.2, "churn_base_rate": 0.4, "popularity_log_prob": [-1e9, -1e9] + [-np.log(n - 2)] * (n - 2),
             "category_prior": [0, 0] + [1 / (nc - 2)] * (nc - 2), "brand_prior": [0, 0] + [1 / (nb - 2)] * (nb - 2)}
-    return save_bundle(tmp_path_factory.mktemp("bundle") / "b", model, encoder, meta, list_arrays(events, encoder))
+    return save_bundle(tmp_path_factory.mktemp("bundle") / "b", model.eval(), encoder, meta,
+                       list_arrays(events, encoder, model))
 
 
 @pytest.fixture(scope="module")
@@ -135,10 +137,11 @@ def test_after_a_purchase_complements_of_what_was_bought(engine) -> None:
 
 def test_filters_that_exclude_everything_give_an_empty_list_and_a_note(engine) -> None:
     answer = ask(engine, [event(4, "cart", "cam1")], lists={"complementary": 3, "similar": 3, "trending": 3,
-                                                             "recently_viewed": 3, "next": 3},
+                                                             "recently_viewed": 3, "next": 3, "people_like_you": 3},
                  filters={"brands": ["no-such-brand"]})
     lists = answer.lists
     assert lists.complementary == lists.similar == lists.trending == lists.recently_viewed == lists.next == []
+    assert lists.people_like_you == [] and "people_like_you: the filters exclude every candidate" in answer.notes
     assert "complementary: the filters exclude every candidate" in answer.notes
     assert "next: the filters exclude every candidate" in answer.notes
     assert "recently_viewed: no viewed product left unbought" in answer.notes  # nothing viewed at all
@@ -190,6 +193,73 @@ def test_without_lists_the_answer_is_as_before(engine) -> None:
     answer = ask(engine, [event(5, "view", "cam1")])
     assert answer.lists is None and answer.notes == [] and answer.trends is None
     assert '"lists":null' in answer.model_dump_json()
+
+
+# --- people_like_you: the customer index and the lookalikes' purchases ----------------------------------
+
+def user_events(events: pd.DataFrame, user: str) -> list[Event]:
+    """A customer's events replayed as a request, ending now."""
+    rows = events[events["user_id"] == user]
+    shift = pd.Timestamp(NOW) - rows["ts"].max()
+    return [Event(ts=(r.ts + shift).to_pydatetime(), event_type=r.event_type, product_id=r.product_id,
+                  category=r.category, brand=r.brand, price=r.price, session_id=r.session_id)
+            for r in rows.itertuples()]
+
+
+def test_the_index_holds_the_latest_buyers_and_their_latest_distinct_purchases(events) -> None:
+    encoder = EventEncoder.fit(events)
+    users, purchases = recent_buyers(events, encoder, n=3, per_customer=2)
+    assert users.tolist() == ["u11", "u10", "u9"]  # one a day, the latest first
+    assert encoder.products.decode(purchases[0]) == ["phone2", None]  # one product, then PAD
+    users, purchases = recent_buyers(events, encoder, n=20, per_customer=2)
+    assert len(users) == 12 and set(encoder.products.decode(purchases[-1])) <= {"cam2", "case", "battery"}
+
+
+def test_the_index_holds_the_state_the_endpoint_computes_for_the_same_events(bundle, engine, events) -> None:
+    arrays = load_list_arrays(bundle)
+    users, _ = recent_buyers(events, engine.predictor.encoder, 20_000, 10)
+    row = users.tolist().index("u5")
+    (state,) = engine.predict_scored([ShopperRequest(events=user_events(events, "u5"))], [NOW]).representation
+    assert arrays["customer_vectors"][row] == pytest.approx(state / np.linalg.norm(state), abs=1e-5)
+
+
+def test_nearest_customers_and_their_purchases_counted_by_similarity() -> None:
+    index = np.array([[1, 0], [0.8, 0.6], [0, 1], [-1, 0]], dtype=np.float32)  # unit rows
+    rows, similarity = nearest(np.array([[2.0, 0.0]]), index, 3)
+    assert rows.tolist() == [[0, 1, 2]] and similarity[0] == pytest.approx([1.0, 0.8, 0.0])
+    purchases = np.array([[5, 6, 0], [6, 0, 0], [7, 0, 0], [8, 0, 0]], dtype=np.int32)
+    ids, scores = their_purchases(rows[0], similarity[0], purchases)
+    assert ids.tolist() == [6, 5, 7] and scores.tolist() == pytest.approx([1.8, 1.0, 0.0])  # PAD never listed
+
+
+def test_people_like_you_lists_what_the_nearest_customers_bought(engine, events) -> None:
+    engine.lists.people_like_you.neighbours = 2  # u9 and u11: the same history, both bought phone2
+    try:
+        answer = ask(engine, user_events(events, "u9"), lists={"people_like_you": 3})
+        assert ids(answer.lists.people_like_you) == ["phone2"] and answer.notes == []
+        engine.lists.people_like_you.neighbours = 4  # the cam1 buyers u1, u3, u5, u7
+        answer = ask(engine, user_events(events, "u7"), lists={"people_like_you": 3})
+        assert set(ids(answer.lists.people_like_you)) == {"cam1", "case", "battery"}
+        filtered = ask(engine, user_events(events, "u7"), lists={"people_like_you": 3},
+                       filters={"exclude_purchased": True})
+        assert filtered.lists.people_like_you == []
+        assert filtered.notes == ["people_like_you: the filters exclude every candidate"]
+    finally:
+        engine.lists.people_like_you.neighbours = 50
+
+
+def test_people_like_you_says_why_it_is_empty(bundle, engine, events, tmp_path) -> None:
+    answer = ask(engine, [], lists={"people_like_you": 3})
+    assert answer.lists.people_like_you == []
+    assert answer.notes == ["people_like_you: no events: no representation to compare with other customers"]
+    model, encoder, meta = load_bundle(bundle)
+    old = SignalsEngine.from_bundle(save_bundle(tmp_path / "old", model, encoder, meta, list_arrays(events, encoder)),
+                                    ModelIdentity(name="old", version=None, run_id=None),
+                                    load_rules(DEFAULT_SEGMENTS_CONFIG))
+    answer = ask(old, [event(3, "view", "cam1")], lists={"people_like_you": 3, "complementary": 3})
+    assert answer.lists.people_like_you == [] and answer.notes == [
+        "complementary: nothing in the cart and nothing bought",
+        "people_like_you: the model's bundle has no customer index (trained on streamed data, or before it existed)"]
 
 
 # --- trending: the table, and a new one without a restart --------------------------------------------
@@ -253,3 +323,8 @@ def test_unknown_lists_and_k_beyond_the_limit_are_refused(lists, field) -> None:
 def test_a_list_length_must_be_a_number_from_1_to_20(length) -> None:
     with pytest.raises(ValidationError, match="lists.next"):
         ShopperRequest.model_validate({"events": [], "lists": {"next": length}})
+
+
+def test_a_list_given_as_null_is_not_asked_for() -> None:
+    request = ShopperRequest.model_validate({"events": [], "lists": {"next": None, "similar": None, "trending": 3}})
+    assert (request.lists.next, request.lists.similar, request.lists.trending) == (None, None, 3)

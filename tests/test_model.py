@@ -15,11 +15,13 @@ from tests.factories import random_events
 
 
 def make_model(encoder_kind: str) -> tuple[SessionSignalsModel, EventEncoder, pd.DataFrame]:
+    """The plain next-product scores (no repeat/explore mixture: tests/test_repeat.py covers it), so the
+    sampled path's exact scores can equal them."""
     torch.manual_seed(0)
     events = random_events(n_users=5, days=5).sort_values(["user_id", "ts"]).reset_index(drop=True)
     encoder = EventEncoder.fit(events)
     model = SessionSignalsModel(ModelConfig(**encoder.sizes(), encoder=encoder_kind, d_model=16, n_layers=2,
-                                            n_heads=2, max_len=12, dropout=0.0)).eval()
+                                            n_heads=2, max_len=12, dropout=0.0, repeat=False)).eval()
     model.set_catalogue(torch.from_numpy(encoder.product_category), torch.from_numpy(encoder.product_brand))
     with torch.no_grad():
         model.history_weight.fill_(0.5)  # non-zero, so the round trip covers it

@@ -8,7 +8,7 @@ from models.session_features import N_SIDE, side_features
 
 def _cfg(**kw) -> ModelConfig:
     return ModelConfig(n_products=20, n_categories=5, n_brands=5, n_event_types=6, n_price_buckets=10,
-                       n_gap_buckets=22, **kw)
+                       n_gap_buckets=22, **{"repeat": False, **kw})  # the plain scores (tests/test_repeat.py: the mixture)
 
 
 def _batch(B: int = 3, L: int = 7) -> dict[str, torch.Tensor]:

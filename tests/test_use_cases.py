@@ -207,9 +207,9 @@ def test_17_and_18_abandoned_cart_with_add_ons(served) -> None:
     assert "cart_abandoner" in answer["segments"] and "case" in ids(answer["lists"]["complementary"])
 
 
-def test_19_four_flavours_three_to_five_each(served) -> None:
+def test_19_five_flavours_three_to_five_each(served) -> None:
     events = shopper((0, "view", "cam1"), (1, "view", "cam0"), (2, "cart", "cam0"))
-    lists = {"complementary": 3, "next": 5, "similar": 4, "trending": 3}
+    lists = {"complementary": 3, "next": 5, "similar": 4, "trending": 3, "people_like_you": 3}
     answer = predict(served, events=events, as_of=at(3), lists=lists)
     for name, k in lists.items():
         assert 1 <= len(answer["lists"][name]) <= k, (name, answer["notes"])
@@ -225,7 +225,7 @@ def test_a_request_asking_for_an_unknown_list_is_refused_naming_it(served) -> No
 def test_every_list_is_documented_with_an_example(served) -> None:
     spec = served.client.get("/docs.json").json()
     schemas = spec["components"]["schemas"]
-    for name in ("next", "complementary", "similar", "trending", "recently_viewed"):
+    for name in ("next", "complementary", "similar", "trending", "people_like_you", "recently_viewed"):
         assert schemas["ListsRequest"]["properties"][name]["description"]
         assert name in str(schemas["Lists"]["properties"])
     assert schemas["Lists"].get("example") and schemas["ListsRequest"].get("example")

@@ -68,7 +68,8 @@ def count_parameters(cfg: ModelConfig) -> int:
         + (d + 1) * cfg.n_categories + (d + 1) * cfg.n_brands + 2 * d
     side = (N_SIDE * d + d + d * d + d) if cfg.side_features else 0  # the wide side inputs' two layers
     cooc = 2 * cfg.history if cfg.cooc_neighbours else 0  # the transition-evidence weight per direction and step
-    return emb + enc + heads + side + cooc + cfg.history  # + the recency bonus per history step
+    repeat = (d * d + d + cfg.history + d + 1) if cfg.repeat else 0  # pointer query, recency bias, gate
+    return emb + enc + heads + side + cooc + repeat + cfg.history  # + the recency bonus per history step
 
 
 def estimate(cfg: ModelConfig, tc: TrainConfig, available: int | None, device: str) -> MemoryEstimate:

@@ -17,7 +17,6 @@ from models.vocab import N_RESERVED
 from training.config import TrainConfig
 
 
-
 class SignalsModule(L.LightningModule):
     def __init__(self, model_cfg: dict, train_cfg: dict, log_popularity: torch.Tensor | None = None):
         """`log_popularity`: (P,) log share of each product in training, from which the sampled softmax
@@ -73,8 +72,11 @@ class SignalsModule(L.LightningModule):
             if self.tc.next_loss == "sampled":
                 q = self.model.product_query_vectors(hn)  # (N, D)
                 exact = self.model.score_products(q, torch.cat([target.unsqueeze(1), history], 1), history)  # (N, 1+K)
-                losses["next"] = sampled_softmax_loss(exact[:, 0], self.model.score_shared(q, negatives), negatives,
-                                                      target, self.log_q, exact[:, 1:], history)
+                nll = sampled_softmax_loss(exact[:, 0], self.model.score_shared(q, negatives), negatives,
+                                           target, self.log_q, exact[:, 1:], history, reduction="none")  # (N,)
+                if self.model.repeat is not None:  # the estimate is the explore half; the mixture adds the pointer
+                    nll = -self.model.repeat_log_prob(hn, history, -nll, target)
+                losses["next"] = nll.mean()
             else:
                 loo = target if self.training else None  # this position's own transition is not evidence
                 losses["next"] = full_softmax_loss(self.model.product_logits(hn, history, loo_target=loo), target)

@@ -83,7 +83,7 @@ def train(cfg: TrainRunConfig, callbacks: list | None = None, parent_run_id: str
             model_metrics = data.evaluate(model)
             mlflow.log_metrics({f"test_{k}": v for k, v in model_metrics.items()})
             tracking.log_bundle(model, data.encoder, bundle_meta(data, cfg, log_popularity, model_metrics, dates, key),
-                                list_arrays(data.encoder_window_events(), data.encoder))
+                                list_arrays(data.encoder_window_events(), data.encoder, model))
         results = {"model": model_metrics, **data.compare()}
         table = data.log_to_parent()
         small = size_warnings(data, model_metrics)

@@ -3,7 +3,8 @@ against one server on the realistic bundle (benchmarks/serving/realistic_bundle.
 
     python -m benchmarks.flavours.serving_lists [--duration 20] [--users 1 32] [--products 50000]
 
-The bundle gets list tables of the real shapes (20 complements per product, a price per product) and the
+The bundle gets list tables of the real shapes (20 complements per product, a price per product, a customer
+index of 20,000 buyers with 10 purchases each) and the
 server a trends table of the same catalogue (SIGNALS_TRENDS). The shoppers are benchmarks/serving/run.py's;
 "lists" bodies are the same shoppers asking for 5 of each list. Figures: in-process engine latency for one
 request, then locust at each concurrency, old and lists alternating.
@@ -22,7 +23,7 @@ import pandas as pd
 
 from benchmarks.serving.run import locust, shopper_bodies
 
-LISTS = {"next": 5, "complementary": 5, "similar": 5, "trending": 5, "recently_viewed": 5}
+LISTS = {"next": 5, "complementary": 5, "similar": 5, "trending": 5, "people_like_you": 5, "recently_viewed": 5}
 
 
 def add_list_tables(bundle: Path, seed: int = 0) -> None:
@@ -30,15 +31,23 @@ def add_list_tables(bundle: Path, seed: int = 0) -> None:
     from safetensors.numpy import save_file
 
     from models.bundle import LIST_ARRAYS, load_bundle
-    from training.list_tables import COMPLEMENTS_PER_PRODUCT
+    from models.customer_index import unit_rows
+    from training.list_tables import (
+        COMPLEMENTS_PER_PRODUCT,
+        INDEXED_CUSTOMERS,
+        PURCHASES_PER_CUSTOMER,
+    )
 
-    _, encoder, _ = load_bundle(bundle)
+    model, encoder, _ = load_bundle(bundle)
     rng = np.random.default_rng(seed)
     n = len(encoder.products)
     ids = rng.integers(2, n, (n, COMPLEMENTS_PER_PRODUCT)).astype(np.int32)
     scores = np.sort(rng.random((n, COMPLEMENTS_PER_PRODUCT)).astype(np.float32), axis=1)[:, ::-1].copy()
     price = rng.lognormal(3.0, 1.0, n).astype(np.float32)
-    save_file({"complement_ids": ids, "complement_score": scores, "product_price": price}, str(bundle / LIST_ARRAYS))
+    vectors = unit_rows(rng.standard_normal((INDEXED_CUSTOMERS, model.cfg.d_model)))  # the full index: (N, D)
+    purchases = rng.integers(2, n, (INDEXED_CUSTOMERS, PURCHASES_PER_CUSTOMER)).astype(np.int32)
+    save_file({"complement_ids": ids, "complement_score": scores, "product_price": price,
+               "customer_vectors": vectors, "customer_purchases": purchases}, str(bundle / LIST_ARRAYS))
 
 
 def write_trends_for(bundle: Path, out: Path, seed: int = 0) -> None:

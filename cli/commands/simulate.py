@@ -14,12 +14,16 @@ written to --out:
   oracle_churn.parquet    user_id, cutoff (every midnight), horizon_days, p_churn: true chance of no
                           purchase in (cutoff, cutoff + horizon]
   simulation.json         the config used and a summary (events, users, sessions, rates)
+  with treatment.enabled=true also (a message sent at random mid-session; events/simulator/treatment.py):
+  treatments.parquet      user_id, session_id, step, ts, treated: the randomised assignment at each decision point
+  oracle_uplift.parquet   session_id, step, p_control, p_treated, uplift, do_not_disturb: the true effect there
 The oracles condition on the simulator's full state (latent traits included): an upper bound for models.
 
 examples:
   signals simulate --events 200000 --seed 1 --out data/generated/sim
   signals simulate --out data/generated/small n_users=500 days=30 oracle.churn_horizon_days=7
   signals simulate --events 10000000 --out data/generated/sim10m --config my-shop.yaml
+  signals simulate --events 150000 --out data/generated/treated treatment.enabled=true treatment.share=0.3
 """
 from __future__ import annotations
 

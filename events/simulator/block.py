@@ -13,6 +13,7 @@ from events.simulator.customers import draw_customers
 from events.simulator.daily_clock import DailyClock
 from events.simulator.oracle_churn import churn_oracle
 from events.simulator.oracle_next import top_next_products
+from events.simulator.treatment import TREATMENT_STREAM, Treatments, treatment_tables
 from events.simulator.visits import US_PER_DAY, simulate_visits
 from events.simulator.writer import (
     CHURN_SCHEMA, INTENT_SCHEMA, NEXT_SCHEMA, BlockTables, CatalogueColumns, list_column, session_ids, user_ids,
@@ -51,7 +52,9 @@ def simulate_block(index: int, first_user: int, n_users: int, catalogue: Catalog
     simulation start in microseconds since the epoch."""
     rng = np.random.default_rng([config.seed, BLOCK_STREAM, index])
     customers = draw_customers(n_users, catalogue, clock, config, rng)
-    activity = simulate_visits(customers, catalogue, clock, config, rng)
+    treatments = (Treatments(customers, config, np.random.default_rng([config.seed, TREATMENT_STREAM, index]))
+                  if config.treatment.enabled else None)
+    activity = simulate_visits(customers, catalogue, clock, config, rng, treatments)
     sessions, events = activity.sessions, activity.events
 
     uid_strings = user_ids(first_user, n_users)
@@ -94,10 +97,17 @@ def simulate_block(index: int, first_user: int, n_users: int, catalogue: Catalog
         pa.array(p_churn, pa.float64()),
     ], schema=CHURN_SCHEMA)
 
+    tables = BlockTables(events=events_table, intent=intent, next=next_table, churn=churn)
+    row_user = {"events": event_user, "intent": event_user[intent_rows], "next": event_user[mixture.event],
+                "churn": churn_user}
+    if treatments is not None:
+        decisions = treatments.decisions()
+        tables.treatments, tables.uplift = treatment_tables(
+            decisions, treatments.do_not_disturb, uids, session_ids(uid_strings, decisions.user, decisions.number),
+            start_us)
+        row_user["treatments"] = row_user["uplift"] = decisions.user
     return Block(
-        tables=BlockTables(events=events_table, intent=intent, next=next_table, churn=churn),
-        row_user={"events": event_user, "intent": event_user[intent_rows], "next": event_user[mixture.event],
-                  "churn": churn_user},
+        tables=tables, row_user=row_user,
         event_type=events.event_type.astype(np.int64), event_session=events.session, product=product,
         n_users=n_users,
     )

@@ -60,6 +60,7 @@ from pathlib import Path
 
 from events.config_io import load_config
 from events.errors import UserFacingError
+from events.simulator.treatment_config import TreatmentConfig, treatment_checks
 
 # Share of sessions starting in each local hour (0..23): Taobao UserBehavior session starts
 # (30 min inactivity cut, UTC+8), 7,269 sessions. Evening peak at 20-21 h, trough at 3-4 h.
@@ -202,6 +203,8 @@ class SimulatorConfig:
     visits: VisitConfig = field(default_factory=VisitConfig)
     funnel: FunnelConfig = field(default_factory=FunnelConfig)
     oracle: OracleConfig = field(default_factory=OracleConfig)
+    treatment: TreatmentConfig = field(default_factory=TreatmentConfig)
+    """A randomised message mid-session and its heterogeneous effect (issue 14); off by default."""
 
 
 def validate(config: SimulatorConfig) -> SimulatorConfig:
@@ -248,6 +251,7 @@ def validate(config: SimulatorConfig) -> SimulatorConfig:
         "funnel.compare_share": config.funnel.compare_share,
     }
     checks += [(key, 0 <= value <= 1, "must be in [0, 1]") for key, value in rates.items()]
+    checks += treatment_checks(config.treatment)
     for key, ok, message in checks:
         if not ok:
             raise UserFacingError(f"simulator config: {key} {message}")

@@ -4,6 +4,7 @@ session, and the mixture that the next event's product is drawn from."""
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -15,6 +16,9 @@ from events.simulator.funnel_model import (
     NEXT_IN_CHECKOUT, REMOVE, START_CHECKOUT, VIEW, SessionValues, action_probabilities, purchase_chance,
 )
 from events.schema import EVENT_TYPES
+
+if TYPE_CHECKING:
+    from events.simulator.treatment import RoundTreatment
 
 VIEW_EVENT, CART_EVENT, REMOVE_EVENT, PURCHASE_EVENT = (EVENT_TYPES.index(t) for t in
                                                          ("view", "cart", "remove_from_cart", "purchase"))
@@ -175,8 +179,9 @@ class Recorder:
 
 def run_sessions(user: np.ndarray, start_us: np.ndarray, propensity: np.ndarray, values: SessionValues,
                  customers: Customers, catalogue: Catalogue, config: SimulatorConfig,
-                 rng: np.random.Generator) -> SessionEvents:
-    """Play one session per (user, start) from its first event (a browse view) to its end."""
+                 rng: np.random.Generator, treatment: RoundTreatment | None = None) -> SessionEvents:
+    """Play one session per (user, start) from its first event (a browse view) to its end; `treatment`
+    (events/simulator/treatment.py) may treat sessions at their decision step."""
     n = len(user)
     k_max = config.funnel.max_cart_items
     draws = ProductDraws(customers, rng)
@@ -195,6 +200,8 @@ def run_sessions(user: np.ndarray, start_us: np.ndarray, propensity: np.ndarray,
     while len(open_.row):
         acceptance = customers.acceptance(open_.user, customers.choices.product[np.maximum(open_.current, 0)],
                                           catalogue, config)
+        if treatment is not None:
+            treatment.decide(open_, acceptance, values)
         probs = action_probabilities(open_.stage, open_.cart_size, acceptance, open_.propensity, open_.abandon,
                                      open_.compare_share, config.funnel)
         record.purchase_chance(open_.last_event, purchase_chance(

@@ -50,7 +50,7 @@ def simulate(config: SimulatorConfig, out_dir: str | Path, target_events: int | 
     # The bar shows only on runs longer than a couple of seconds.
     bar = tqdm(total=target_events or config.n_users, unit=" events" if target_events else " users",
                disable=not progress, unit_scale=True, delay=2.0)
-    with OutputFiles(out_dir) as files, bar:
+    with OutputFiles(out_dir, config.treatment.enabled) as files, bar:
         index = 0
         while True:
             n_users = _next_block_size(config, summary, target_events)
@@ -65,7 +65,10 @@ def simulate(config: SimulatorConfig, out_dir: str | Path, target_events: int | 
             bar.update((summary.events if target_events else summary.users) - before)
             index += 1
         result = summary.as_dict()
-    files.write_summary(dataclasses.asdict(config), result)  # last, after every file is closed: the "finished" mark
+    settings = dataclasses.asdict(config)
+    if not config.treatment.enabled:
+        del settings["treatment"]  # simulation.json stays byte for byte what it was before the treatment existed
+    files.write_summary(settings, result)  # last, after every file is closed: the "finished" mark
     log.info("wrote %d events (%d users, %d sessions) and the oracles to %s in %.1f s",
              result["events"], result["users"], result["sessions"], out_dir, time.perf_counter() - started)
     return result

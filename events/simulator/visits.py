@@ -18,6 +18,7 @@ from events.simulator.customers import Customers
 from events.simulator.daily_clock import DailyClock
 from events.simulator.funnel import NextMixture, SessionEvents, run_sessions
 from events.simulator.funnel_model import solve_values
+from events.simulator.treatment import Treatments
 
 US_PER_DAY = 86_400 * 1_000_000
 ACTIVE, DORMANT, CHURNED = range(3)
@@ -48,7 +49,7 @@ def regime_chances(purchased: np.ndarray, config: SimulatorConfig) -> tuple[np.n
 
 
 def simulate_visits(customers: Customers, catalogue: Catalogue, clock: DailyClock, config: SimulatorConfig,
-                    rng: np.random.Generator) -> BlockActivity:
+                    rng: np.random.Generator, treatments: Treatments | None = None) -> BlockActivity:
     n = customers.n
     next_start = customers.join_day.copy()
     previous_end_us = np.full(n, -1, dtype=np.int64)
@@ -65,7 +66,8 @@ def simulate_visits(customers: Customers, catalogue: Catalogue, clock: DailyCloc
         propensity = customers.propensity(user, day)
         values = solve_values(customers.choices.acceptance_moments[user], customers.slot_weight[user], propensity,
                               customers.abandon[user], customers.compare_share[user], config.funnel)
-        events = run_sessions(user, start_us, propensity, values, customers, catalogue, config, rng)
+        treatment = treatments.start_round(user, number[user]) if treatments is not None else None
+        events = run_sessions(user, start_us, propensity, values, customers, catalogue, config, rng, treatment)
 
         churn, dormancy = regime_chances(events.session_purchased, config)
         r = rng.random(len(user))

@@ -7,6 +7,9 @@ Files in the output folder:
                          (every event that has a next event in its session)
   oracle_churn.parquet   user_id, cutoff timestamp[us, UTC], horizon_days int32, p_churn float64
   simulation.json        the config used and a summary
+  treatments.parquet     with treatment.enabled only (events/simulator/treatment.py): user_id, session_id, step
+                         int32, ts, treated bool: the randomised assignment at every decision point
+  oracle_uplift.parquet  ... and session_id, step, p_control, p_treated, uplift float64, do_not_disturb bool
 All tables follow the events' order (user, then time), so every block is appended as it comes.
 
 The oracles are exact under the simulator's own model and condition on everything the simulator knows
@@ -26,11 +29,14 @@ import pyarrow.parquet as pq
 
 from events.schema import CANONICAL_SCHEMA, EVENT_TYPES, EVENTS_FILE
 from events.simulator.catalogue import Catalogue
+from events.simulator.treatment import TREATMENTS_SCHEMA, UPLIFT_SCHEMA
 
 INTENT_FILE = "oracle_intent.parquet"
 NEXT_FILE = "oracle_next.parquet"
 CHURN_FILE = "oracle_churn.parquet"
 SUMMARY_FILE = "simulation.json"
+TREATMENTS_FILE = "treatments.parquet"
+UPLIFT_FILE = "oracle_uplift.parquet"
 
 TIMESTAMP = pa.timestamp("us", tz="UTC")
 INTENT_SCHEMA = pa.schema([
@@ -81,12 +87,14 @@ class BlockTables:
     intent: pa.Table
     next: pa.Table
     churn: pa.Table
+    treatments: pa.Table | None = None  # only with treatment.enabled
+    uplift: pa.Table | None = None
 
 
 class OutputFiles:
-    """The four Parquet writers; use as a context manager."""
+    """The four Parquet writers (six with the treatment); use as a context manager."""
 
-    def __init__(self, out_dir: Path) -> None:
+    def __init__(self, out_dir: Path, treatment: bool = False) -> None:
         out_dir.mkdir(parents=True, exist_ok=True)
         # An earlier run's summary would mark this run's files finished before they are.
         (out_dir / SUMMARY_FILE).unlink(missing_ok=True)
@@ -97,10 +105,15 @@ class OutputFiles:
             "next": pq.ParquetWriter(out_dir / NEXT_FILE, NEXT_SCHEMA),
             "churn": pq.ParquetWriter(out_dir / CHURN_FILE, CHURN_SCHEMA),
         }
+        for name in (TREATMENTS_FILE, UPLIFT_FILE):  # an earlier treated run's files would describe other events
+            (out_dir / name).unlink(missing_ok=True)
+        if treatment:
+            self._writers["treatments"] = pq.ParquetWriter(out_dir / TREATMENTS_FILE, TREATMENTS_SCHEMA)
+            self._writers["uplift"] = pq.ParquetWriter(out_dir / UPLIFT_FILE, UPLIFT_SCHEMA)
 
     def append(self, tables: BlockTables) -> None:
         for name, writer in self._writers.items():
-            writer.write_table(getattr(tables, name))
+            writer.write_table(getattr(tables, name))  # a treatment table exists wherever its writer does
 
     def write_summary(self, config: dict[str, Any], summary: dict[str, Any]) -> None:
         text = json.dumps({"config": config, "summary": summary}, indent=2)

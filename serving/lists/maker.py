@@ -1,6 +1,6 @@
 """Answers the lists by purpose a batch of requests asks for, each after the request's filters.
 
-Lists of catalogue ids (next, complementary, similar) go through the request's (P,) filter mask
+Lists of catalogue ids (next, complementary, similar, people_like_you) go through the request's (P,) filter mask
 (serving/candidates.py); lists of named products (recently viewed, trending) through the same rules on
 their own fields (serving/lists/named_filter.py). An empty list comes with a note saying why.
 """
@@ -17,6 +17,7 @@ from serving.api_types import ListItem, Lists, ShopperRequest, TrendsIdentity
 from serving.history import ShopperHistory
 from serving.lists.complementary import Complementary
 from serving.lists.named_filter import NamedProduct, allows
+from serving.lists.people_like_you import PeopleLikeYou
 from serving.lists.recently_viewed import recently_viewed
 from serving.lists.similar import Similar
 from serving.lists.trending import WatchedTrends
@@ -39,18 +40,23 @@ class ListMaker:
         self.catalogue = catalogue
         self.complementary = Complementary(arrays, catalogue)
         self.similar = Similar(predictor.product_table, catalogue, arrays.get("product_price"))
+        self.people_like_you = PeopleLikeYou(arrays)
         self.trends = WatchedTrends(trends)
 
     def answer(self, requests: Sequence[ShopperRequest], histories: Sequence[ShopperHistory],
-               allowed: Sequence[np.ndarray | None], ranked_next: Sequence[Ranked]) -> list[ListsAnswer]:
+               allowed: Sequence[np.ndarray | None], ranked_next: Sequence[Ranked],
+               representation: np.ndarray) -> list[ListsAnswer]:
         """One answer per request; `ranked_next[i]`: (ids, log-probabilities) of the next-product ranking,
-        at least as long as the request's `next` list."""
+        at least as long as the request's `next` list; representation (B, D): the model's state of each
+        shopper (NaN rows for empty histories)."""
         table = self.trends.refresh() if any(r.lists and r.lists.trending for r in requests) else None
-        return [self._one(r, h, mask, nxt, table) if r.lists else ListsAnswer()
-                for r, h, mask, nxt in zip(requests, histories, allowed, ranked_next)]
+        lookalike = [i for i, r in enumerate(requests) if r.lists and r.lists.people_like_you]
+        alike = dict(zip(lookalike, self.people_like_you.candidates(representation[lookalike]))) if lookalike else {}
+        return [self._one(r, h, mask, nxt, table, alike.get(i)) if r.lists else ListsAnswer()
+                for i, (r, h, mask, nxt) in enumerate(zip(requests, histories, allowed, ranked_next))]
 
     def _one(self, request: ShopperRequest, history: ShopperHistory, allowed: np.ndarray | None,
-             ranked_next: Ranked, table) -> ListsAnswer:
+             ranked_next: Ranked, table, alike) -> ListsAnswer:
         asked, answer, out = request.lists, ListsAnswer(), {}
 
         def note(name: str, reason: str) -> None:
@@ -87,6 +93,11 @@ class ListMaker:
                     note("trending", fallback)
                 if not out["trending"]:
                     note("trending", FILTERED_OUT if items else "the trends table is empty")
+        if asked.people_like_you:
+            ids, scores, reason = alike
+            out["people_like_you"] = self._best_allowed(ids, scores, allowed, asked.people_like_you)
+            if not out["people_like_you"]:
+                note("people_like_you", reason or FILTERED_OUT)
         if asked.recently_viewed:
             viewed = recently_viewed(history)
             out["recently_viewed"] = _named_items(viewed, request, history, asked.recently_viewed, score=False)

@@ -1,0 +1,154 @@
+"""The uplift head (models/uplift.py), its fit (training/uplift_fit.py), the decision points' inputs
+(training/uplift_data.py), and what serving and batch scoring answer with it (issue 14, points 5 and 6)."""
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from audiences.config import load_thresholds
+from audiences.definitions import audiences
+from models.bundle import load_bundle, save_bundle
+from models.encoding import EventEncoder
+from models.network import ModelConfig, SessionSignalsModel
+from models.predictor import SignalPredictor
+from models.uplift import (
+    UpliftHead,
+    attach_uplift_head,
+    bundle_has_uplift,
+    uplift_of_states,
+)
+from serving.api_types import Event, ModelIdentity, ShopperRequest
+from serving.engine import SignalsEngine
+from serving.segments import load_rules
+from serving.settings import DEFAULT_SEGMENTS_CONFIG
+from tests.factories import random_events
+from training.uplift_data import encode_at
+from training.uplift_fit import UpliftFitConfig, fit_head, predicted_uplift
+
+NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def events() -> pd.DataFrame:
+    return random_events(n_users=12, days=10).sort_values(["user_id", "ts"], kind="stable").reset_index(drop=True)
+
+
+def tiny_model(events: pd.DataFrame) -> tuple[SessionSignalsModel, EventEncoder, dict]:
+    torch.manual_seed(0)
+    encoder = EventEncoder.fit(events)
+    model = SessionSignalsModel(ModelConfig(**encoder.sizes(), d_model=16, max_len=12, dropout=0.0)).eval()
+    n = len(encoder.products)
+    meta = {"intent_base_rate": 0.2, "churn_base_rate": 0.4, "popularity_log_prob": [-1e9, -1e9] + [-np.log(n - 2)] * (n - 2),
+            "category_prior": [0, 0] + [1 / (len(encoder.categories) - 2)] * (len(encoder.categories) - 2),
+            "brand_prior": [0, 0] + [1 / (len(encoder.brands) - 2)] * (len(encoder.brands) - 2)}
+    return model, encoder, meta
+
+
+def with_head(model: SessionSignalsModel, design: str = "shift") -> SessionSignalsModel:
+    head = UpliftHead(model.cfg.d_model, design)
+    for p in head.parameters():  # a fitted head is not the zero it starts from
+        torch.nn.init.normal_(p, std=0.5)
+    attach_uplift_head(model, head.eval())
+    return model
+
+
+@pytest.mark.parametrize("design", ["two_heads", "shift"])
+def test_a_bundle_keeps_its_uplift_head_and_an_old_bundle_loads_without_one(events, tmp_path, design) -> None:
+    model, encoder, meta = tiny_model(events)
+    save_bundle(tmp_path / "old", model, encoder, meta)
+    config = json.loads((tmp_path / "old" / "model_config.json").read_text())
+    config.pop("uplift_head")  # as written before the field existed
+    (tmp_path / "old" / "model_config.json").write_text(json.dumps(config))
+    old, _, _ = load_bundle(tmp_path / "old")
+    assert old.uplift_head is None and not bundle_has_uplift(tmp_path / "old")
+    assert uplift_of_states(old, np.zeros((2, 16), dtype=np.float32)) is None
+
+    save_bundle(tmp_path / "new", with_head(model, design), encoder, meta)
+    loaded, _, _ = load_bundle(tmp_path / "new")
+    assert bundle_has_uplift(tmp_path / "new")
+    states = np.random.default_rng(0).normal(size=(3, 16)).astype(np.float32)
+    states[1] = np.nan  # an empty history
+    expected, got = uplift_of_states(model, states), uplift_of_states(loaded, states)
+    assert np.isnan(got[1]) and np.allclose(got[[0, 2]], expected[[0, 2]]) and (np.abs(got[[0, 2]]) > 1e-4).all()
+
+
+@pytest.mark.parametrize("design", ["two_heads", "shift"])
+def test_a_fitted_head_ranks_by_the_effect_it_was_shown(design) -> None:
+    """Randomised points whose treatment effect is the sign of the state's first coordinate."""
+    rng = np.random.default_rng(0)
+    n, d = 6000, 8
+    state = torch.from_numpy(rng.normal(size=(n, d)).astype(np.float32))
+    intent = torch.full((n,), -1.0)
+    treated = rng.random(n) < 0.5
+    effect = np.where(state[:, 0].numpy() > 0, 0.3, -0.1)
+    outcome = (rng.random(n) < 0.27 + treated * effect).astype(np.int8)
+    rows = np.arange(n)
+    head, epochs = fit_head(design, state, intent, treated, outcome, rows[:4000], rows[4000:5000],
+                            UpliftFitConfig(max_epochs=30, patience=5), seed=0)
+    uplift = predicted_uplift(head, state[5000:], intent[5000:])
+    assert epochs >= 1
+    assert np.corrcoef(uplift, effect[5000:])[0, 1] > 0.5
+
+
+def test_a_decision_state_reads_nothing_after_the_decision(events) -> None:
+    model, encoder, _ = tiny_model(events)
+    rows = np.array([3, 20, 40, len(events) - 1])
+    state, intent = encode_at(events, rows, model, encoder)
+    for r, s, i in zip(rows, state, intent):
+        user = events.loc[r, "user_id"]
+        cut = events[(events.user_id != user) | (events.index <= r)].reset_index(drop=True)
+        (again,), (again_intent,) = encode_at(cut, np.array([int((cut.index[(cut.user_id == user)]).max())]), model,
+                                             encoder)
+        assert torch.allclose(s, again, atol=1e-5) and torch.allclose(i, again_intent, atol=1e-5)
+
+
+def test_served_uplift_and_the_persuadable_segment(events) -> None:
+    model, encoder, meta = tiny_model(events)
+    rules = load_rules(DEFAULT_SEGMENTS_CONFIG)
+    identity = ModelIdentity(name="tiny", version="1", run_id="r")
+    shopper = [Event(ts=NOW - timedelta(minutes=5 - i), event_type="view", product_id=p)
+               for i, p in enumerate(events.product_id.iloc[:4])]
+    requests = [ShopperRequest(events=shopper), ShopperRequest(events=[])]
+    without = SignalsEngine(SignalPredictor(model, encoder, meta), identity, rules).predict(requests, [NOW] * 2)
+    assert [s.uplift for s in without] == [None, None] and "persuadable" not in without[0].segments
+
+    engine = SignalsEngine(SignalPredictor(with_head(model), encoder, meta), identity, rules)
+    answer, empty = engine.predict(requests, [NOW] * 2)
+    h = engine.predictor.score_encoded([engine.predictor.encode_timeline(pd.DataFrame(
+        [e.model_dump() for e in shopper]).assign(session_id="s"))], np.zeros(1)).representation
+    assert answer.uplift == pytest.approx(float(uplift_of_states(model, h)[0]), abs=1e-6)
+    assert empty.uplift is None
+    for threshold, expected in ((answer.uplift - 0.01, True), (answer.uplift + 0.01, False)):
+        strict = SignalsEngine(engine.predictor, identity, load_rules(DEFAULT_SEGMENTS_CONFIG,
+                                                                      (f"persuadable.min_uplift={threshold}",)))
+        assert ("persuadable" in strict.predict(requests[:1], [NOW])[0].segments) is expected
+
+
+def test_uplift_audiences_only_for_a_model_with_uplift() -> None:
+    cfg = load_thresholds()
+    names = {a.name: a for a in audiences(cfg, uplift=True)}
+    assert "message_these" not in {a.name for a in audiences(cfg)}
+    customers = pd.DataFrame({"uplift": [0.05, -0.02, 0.0, None]})
+    assert names["message_these"].members(customers).tolist() == [True, False, False, False]
+    assert names["do_not_disturb"].members(customers).tolist() == [False, True, False, False]
+
+
+def test_a_model_trained_on_other_data_is_refused(tmp_path, events) -> None:
+    from events.errors import UserFacingError
+    from events.loaders.events_io import write_events
+    from events.source import DatasetSource, file_sha256
+    from training.uplift_data import check_same_data, split_of_bundle
+
+    write_events(events, tmp_path)
+    split = {"start": "2026-01-01 00:00:00+00:00", "val_start": "2026-01-05 00:00:00+00:00",
+             "test_start": "2026-01-08 00:00:00+00:00", "end": "2026-01-10 00:00:00+00:00"}
+    key = DatasetSource("shop", tmp_path, None, file_sha256(tmp_path / "events.parquet")).dataset_key(
+        split_of_bundle({"split": split}))
+    check_same_data(tmp_path, {"dataset": "shop", "dataset_key": key, "split": split})
+    with pytest.raises(UserFacingError, match="trained on other data"):
+        check_same_data(tmp_path, {"dataset": "shop", "dataset_key": "0123", "split": split})
