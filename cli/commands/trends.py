@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     import logging
     from pathlib import Path
 
-    from cli.commands.score import parse_as_of
+    from audiences.event_table import parse_as_of
     from events.loaders import read_events
     from events.trends import compute_trends, write_trends
 
