@@ -47,3 +47,25 @@ def tiny_run_overrides(data_dir: Path) -> list[str]:
     windows, a churn horizon that fits inside them, a narrow model."""
     return [f"data.path={data_dir}", "split.val_days=5", "split.test_days=5", "labels.churn_horizon_days=5",
             "labels.churn_lookback_days=10", "model.d_model=16"]
+
+
+def apt_install_or_skip(package: str, what: str) -> None:
+    """Install Debian's `package` for a test that needs `what` (PostgreSQL, Java) where it is missing; skip,
+    saying why, where apt-get is missing or needs root. A failed install is a failure, not a skip."""
+    import os
+    import shutil
+    import subprocess
+
+    import pytest
+
+    if shutil.which("apt-get") is None:
+        pytest.skip(f"{what} is not installed and apt-get is unavailable to install it")
+    if os.geteuid() != 0:
+        pytest.skip(f"{what} is not installed and installing it with apt-get needs root")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    install = ["apt-get", "install", "-y", "-q", "--no-install-recommends", package]
+    done = subprocess.run(install, check=False, env=env, capture_output=True, text=True, timeout=900)
+    if done.returncode != 0:  # a stale package index: refresh it once
+        subprocess.run(["apt-get", "update", "-q"], check=False, env=env, capture_output=True, timeout=600)
+        done = subprocess.run(install, check=False, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, f"apt-get install {package} failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"

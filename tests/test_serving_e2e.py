@@ -61,13 +61,19 @@ def served(tmp_path_factory) -> Iterator[Served]:
         f"tracking.uri=sqlite:///{store}/mlflow.db", "model.d_model=16", "model.max_len=20",
         f"output_dir={store}/runs"]))
     assert result["registration"]["champion"]
+    yield from serve_champion(store, result["model_run_id"], events)
+
+
+def serve_champion(store: Path, model_run_id: str, events: pd.DataFrame, **env: str) -> Iterator[Served]:
+    """The champion of `store`'s MLflow store behind a real `bentoml serve`, for as long as the caller holds
+    the generator; the server's log is printed when startup or a test fails."""
     port = free_port()
     proc = start_server(port, {"MLFLOW_TRACKING_URI": f"sqlite:///{store}/mlflow.db", "BENTOML_HOME": str(store / "bentoml"),
-                               "SIGNALS_WORKERS": "1"},  # one copy of the model is enough to test, and starts faster
+                               "SIGNALS_WORKERS": "1", **env},  # one copy of the model is enough to test, and starts faster
                         log_file=store / "server.log")
     try:
         wait_until_ready(f"http://127.0.0.1:{port}", timeout_s=120, proc=proc)
-        yield Served(f"http://127.0.0.1:{port}", store, result["model_run_id"], events)
+        yield Served(f"http://127.0.0.1:{port}", store, model_run_id, events)
     except Exception:
         print((store / "server.log").read_text()[-5000:])
         raise

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +24,7 @@ from registry import download_bundle
 from serving.api_types import ModelIdentity
 from serving.segments import load_rules
 from serving.settings import DEFAULT_SEGMENTS_CONFIG
+from tests.factories import apt_install_or_skip
 from tests.test_score import random_bundle
 from tests.test_serving_e2e import AS_OF, served, shopper_json  # noqa: F401  (the module's fixture)
 from training.tracking import register
@@ -38,17 +38,7 @@ def ensure_java() -> None:
     """Java 17+ for Spark: Debian's openjdk-17-jre-headless when none is on PATH."""
     if shutil.which("java") or os.environ.get("JAVA_HOME"):
         return
-    if shutil.which("apt-get") is None:
-        pytest.skip("Java is not installed and apt-get is unavailable to install it")
-    if os.geteuid() != 0:
-        pytest.skip("Java is not installed and installing it with apt-get needs root")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = ["apt-get", "install", "-y", "-q", "--no-install-recommends", "openjdk-17-jre-headless"]
-    done = subprocess.run(install, check=False, env=env, capture_output=True, text=True, timeout=900)
-    if done.returncode != 0:
-        subprocess.run(["apt-get", "update", "-q"], check=False, env=env, capture_output=True, timeout=600)
-        done = subprocess.run(install, check=False, env=env, capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, f"apt-get install openjdk-17-jre-headless failed:\n{done.stderr[-2000:]}"
+    apt_install_or_skip("openjdk-17-jre-headless", "Java")
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.factories import random_events, tiny_run_overrides, write_events
+from tests.factories import apt_install_or_skip, random_events, tiny_run_overrides, write_events
 from events.config_io import load_config
 from events.errors import UserFacingError
 from training.tuning.config import TuneRunConfig, default_study_name
@@ -180,17 +180,7 @@ def postgres_url():
     """A private PostgreSQL cluster on a free loopback port; Debian's `postgresql` is installed when missing."""
     bindir = _pg_bindir()
     if bindir is None:
-        if shutil.which("apt-get") is None:
-            pytest.skip("PostgreSQL is not installed and apt-get is unavailable to install it")
-        if os.geteuid() != 0:
-            pytest.skip("PostgreSQL is not installed and installing it with apt-get needs root")
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        install = ["apt-get", "install", "-y", "-q", "--no-install-recommends", "postgresql"]
-        done = subprocess.run(install, env=env, capture_output=True, text=True, timeout=900)
-        if done.returncode != 0:
-            subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True, timeout=600)
-            done = subprocess.run(install, env=env, capture_output=True, text=True, timeout=900)
-        assert done.returncode == 0, f"apt-get install postgresql failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
+        apt_install_or_skip("postgresql", "PostgreSQL")
         bindir = _pg_bindir()
         assert bindir is not None, "postgresql installed but no /usr/lib/postgresql/*/bin/initdb"
     root = Path(tempfile.mkdtemp(prefix="signals-pg-"))  # not under pytest's 0700 tmp: the server user must enter

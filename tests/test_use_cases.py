@@ -20,9 +20,8 @@ import pytest
 
 from events.config_io import load_config
 from models.complements import complements_of
-from serving.process import free_port, start_server, stop_server, wait_until_ready
 from tests.factories import T0, events_frame, write_events
-from tests.test_serving_e2e import Served
+from tests.test_serving_e2e import Served, serve_champion
 from training.config import TrainRunConfig
 from training.train import train
 
@@ -79,19 +78,8 @@ def served(tmp_path_factory) -> Iterator[Served]:
                            "--out", str(store / "trends")], cwd=ROOT, capture_output=True, text=True, timeout=120,
                           check=False)
     assert done.returncode == 0, done.stderr
-    port = free_port()
-    proc = start_server(port, {"MLFLOW_TRACKING_URI": f"sqlite:///{store}/mlflow.db", "BENTOML_HOME": str(store / "bentoml"),
-                               "SIGNALS_WORKERS": "1", "SIGNALS_TRENDS": str(store / "trends"),
-                               "SIGNALS_SEGMENT_OVERRIDES": "browse_abandoner.idle_minutes=20"},
-                        log_file=store / "server.log")
-    try:
-        wait_until_ready(f"http://127.0.0.1:{port}", timeout_s=120, proc=proc)
-        yield Served(f"http://127.0.0.1:{port}", store, result["model_run_id"], events)
-    except Exception:
-        print((store / "server.log").read_text()[-5000:])
-        raise
-    finally:
-        stop_server(proc)
+    yield from serve_champion(store, result["model_run_id"], events, SIGNALS_TRENDS=str(store / "trends"),
+                              SIGNALS_SEGMENT_OVERRIDES="browse_abandoner.idle_minutes=20")
 
 
 LAST = START + pd.Timedelta(days=DAYS)  # about the shop's last event: scenarios happen right after it
