@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from events.config_io import flatten, to_dict
-from registry import artifact_location, resolve_uri
+from registry import resolve_uri, use_experiment
 
 EXPERIMENT = "session-signals-scoring"
 
@@ -21,11 +21,7 @@ def scoring_run(tracking_uri: str, run_name: str) -> Iterator[str]:
     import mlflow
 
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    uri = resolve_uri(tracking_uri)
-    mlflow.set_tracking_uri(uri)
-    if mlflow.get_experiment_by_name(EXPERIMENT) is None:
-        mlflow.create_experiment(EXPERIMENT, artifact_location=artifact_location(uri, EXPERIMENT))
-    mlflow.set_experiment(EXPERIMENT)
+    use_experiment(resolve_uri(tracking_uri), EXPERIMENT)
     with mlflow.start_run(run_name=run_name) as run:
         yield run.info.run_id
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from matplotlib.figure import Figure  # no pyplot: no backend, no window, nothing to close
 
 from experiments.readout import Readout
-from registry import resolve_uri
+from registry import resolve_uri, use_experiment
 
 MLFLOW_EXPERIMENT = "session-signals-readouts"
 PLOTTED = (("conversion", "conversion", "{:.1%}"), ("revenue_per_user", "revenue per shopper", "{:.2f}"))
@@ -36,8 +36,7 @@ def log_readout(readout: Readout, inputs: dict[str, str], tracking_uri: str = ""
     """Log `readout` as a new run; returns its id."""
     import mlflow
 
-    mlflow.set_tracking_uri(resolve_uri(tracking_uri))
-    mlflow.set_experiment(MLFLOW_EXPERIMENT)
+    use_experiment(resolve_uri(tracking_uri), MLFLOW_EXPERIMENT)
     c = readout.counts
     with mlflow.start_run(run_name=f"readout-{readout.experiment}", tags={"experiment": readout.experiment}) as run:
         mlflow.log_params({**inputs, "experiment": readout.experiment, "control": readout.control,

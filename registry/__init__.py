@@ -75,9 +75,17 @@ def bundle_uri(client, version) -> str:
     return f"{client.get_logged_model(model_id).artifact_location.rstrip('/')}/artifacts/{BUNDLE_KEY}"
 
 
-def artifact_location(uri: str, experiment: str) -> str | None:
-    """Where a new experiment keeps its artifacts: beside the embedded sqlite store (mlruns/artifacts/NAME),
-    else the server's default (None)."""
-    if not uri.startswith("sqlite:///"):
-        return None
-    return (Path(uri.removeprefix("sqlite:///")).resolve().parent / "artifacts" / experiment).as_uri()
+def use_experiment(uri: str, name: str, tags: dict[str, str] | None = None):
+    """Make `name` MLflow's active experiment in the store at `uri`, creating it (with `tags`) when new.
+
+    Every command's runs go through here so that, in the embedded sqlite store, their artifacts stay beside
+    the database (mlruns/artifacts/NAME) instead of wherever the command happened to be started."""
+    import mlflow
+
+    mlflow.set_tracking_uri(uri)
+    if mlflow.get_experiment_by_name(name) is None:
+        location = None  # a tracking server's own default
+        if uri.startswith("sqlite:///"):
+            location = (Path(uri.removeprefix("sqlite:///")).resolve().parent / "artifacts" / name).as_uri()
+        mlflow.create_experiment(name, artifact_location=location, tags=tags)
+    return mlflow.set_experiment(name)

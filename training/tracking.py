@@ -24,7 +24,7 @@ from mlflow import MlflowClient
 
 from events.source import DatasetSource
 from models.bundle import save_bundle
-from registry import BUNDLE_ARTIFACT, CHALLENGER, CHAMPION, artifact_location, resolve_uri
+from registry import BUNDLE_ARTIFACT, CHALLENGER, CHAMPION, resolve_uri, use_experiment
 from registry.logged_model import log_signals_model
 from training.config import TrackingConfig
 from training.labels import SplitDates
@@ -42,11 +42,7 @@ def setup(cfg: TrackingConfig) -> str:
     """Point MLflow at the store and experiment; artifacts of the embedded store stay under mlruns/."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     uri = resolve_uri(cfg.uri)
-    mlflow.set_tracking_uri(uri)
-    if mlflow.get_experiment_by_name(cfg.experiment) is None:
-        mlflow.create_experiment(cfg.experiment, artifact_location=artifact_location(uri, cfg.experiment),
-                                 tags={EXPERIMENT_KIND_TAG: MODEL_TRAINING_KIND})
-    experiment = mlflow.set_experiment(cfg.experiment)
+    experiment = use_experiment(uri, cfg.experiment, tags={EXPERIMENT_KIND_TAG: MODEL_TRAINING_KIND})
     if EXPERIMENT_KIND_TAG not in experiment.tags:  # an experiment made before the tag existed
         mlflow.set_experiment_tag(EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND)
     end_runs_of_dead_processes(experiment.experiment_id)

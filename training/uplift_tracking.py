@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from events.config_io import loggable
-from registry import resolve_uri
+from registry import resolve_uri, use_experiment
 from training.uplift import TABLE_FILE, UpliftRunConfig
 
 
@@ -16,8 +16,7 @@ def log_uplift(tracking_uri: str, experiment: str, data: Path, base_model: dict,
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     import mlflow
 
-    mlflow.set_tracking_uri(resolve_uri(tracking_uri))
-    mlflow.set_experiment(experiment)
+    use_experiment(resolve_uri(tracking_uri), experiment)
     with mlflow.start_run(run_name=f"uplift-{data.resolve().name}") as run:
         mlflow.log_params({**loggable(cfg), "data": str(data), "chosen_design": summary["chosen"]})
         mlflow.set_tags({f"base_model.{k}": str(v) for k, v in base_model.items()})
