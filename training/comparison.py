@@ -9,10 +9,8 @@ import json
 import logging
 
 import matplotlib.pyplot as plt
-import mlflow
 import numpy as np
 import pandas as pd
-from mlflow import MlflowClient
 
 from events.source import DatasetSource
 from models.encoding import EventEncoder
@@ -25,6 +23,9 @@ from training.scored_points import ScoredPoints
 from training.window_predictions import Predictions
 
 log = logging.getLogger(__name__)
+# MLflow is imported where a comparison is logged, not at import: the in-memory preparation that
+# benchmarks and tuning share (training.in_memory) builds a Comparison without logging it, and MLflow
+# costs seconds to import (and is absent on the GPU machine's image).
 TABLE_COLUMNS = ("intent_roc_auc", "intent_pr_auc", "intent_brier", "churn_roc_auc", "churn_pr_auc",
                  "churn_brier", "next_recall_at_20", "next_mrr_at_20", "next_ndcg_at_20")
 
@@ -40,6 +41,8 @@ class Comparison:
         self.model_run_id: str | None = None
 
     def add_model(self, predictions: Predictions) -> dict[str, float]:
+        import mlflow
+
         self.model_run_id = mlflow.active_run().info.run_id
         return self._score("model", predictions.intent, predictions.churn, predictions.next_rank)
 
@@ -70,6 +73,8 @@ class Comparison:
             popularity_ranks,
             vsknn_ranks,
         )
+        import mlflow
+
         from training.oracle import oracle_predictions
 
         labels, seed, bc = self.labels, self.cfg.train.seed, self.cfg.baselines
@@ -115,11 +120,16 @@ class Comparison:
                   if k in oracle and k in model and oracle[k] > 0 and "brier" not in k}
         self.metrics["model"] |= ratios
         if self.model_run_id:
+            from mlflow import MlflowClient
+
             client = MlflowClient()
             for k, v in ratios.items():
                 client.log_metric(self.model_run_id, f"test_{k}", v)
 
     def log_to_parent(self) -> None:
+        import mlflow
+        from mlflow import MlflowClient
+
         mlflow.log_metrics({f"test_{k}": v for k, v in self.metrics["model"].items()})
         mlflow.log_text(self.table(), "comparison.md")
         mlflow.log_text(json.dumps(self.metrics, indent=2), "comparison.json")
@@ -141,6 +151,8 @@ class Comparison:
 
 
 def _log_figure(figure, path: str) -> None:
+    import mlflow
+
     mlflow.log_figure(figure, path)
     plt.close(figure)  # pyplot keeps every figure open until closed: a run makes a dozen
 

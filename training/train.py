@@ -11,7 +11,6 @@ import logging
 import lightning as L
 import mlflow
 import numpy as np
-import torch
 
 from events.config_io import loggable
 from events.errors import UserFacingError
@@ -20,9 +19,9 @@ from training import tracking
 from training.checkpoints import checkpoint_dir, drop_resume_points
 from training.config import TrainRunConfig
 from training.intervals import warn_if_too_small
-from training.lightning_fit import fit, is_global_rank_zero
+from training.final_fit import fit_final
+from training.lightning_fit import is_global_rank_zero
 from training.list_tables import list_arrays
-from training.module import SignalsModule
 from training.training_data import TrainingData, prepare
 
 log = logging.getLogger(__name__)
@@ -95,26 +94,6 @@ def train(cfg: TrainRunConfig, callbacks: list | None = None, parent_run_id: str
     print(table)
     return {"metrics": results, "registration": registration, "best_val": best_val,
             "parent_run_id": parent.info.run_id, "model_run_id": run_id, "tracking_uri": uri}
-
-
-def fit_final(cfg: TrainRunConfig, data: TrainingData, logger, run_id: str | None,
-              callbacks: list | None, resume: bool = False) -> tuple[SignalsModule, float, TrainingData]:
-    """Fit with early stopping on validation; with `train.refit`, then refit a fresh model on train +
-    validation for the chosen number of epochs. Returns the final module, the best validation score and
-    the data the final model was fitted on (whose encoder and priors go in the bundle). With `resume`,
-    each of the two fits continues from its last checkpoint (a finished one only restores its result)."""
-    module, best_val = fit(cfg, data, torch.from_numpy(data.log_popularity()), logger, checkpoint_dir(cfg, run_id),
-                           callbacks, resume=resume)
-    if not cfg.train.refit:
-        return module, best_val, data
-    epochs = module.epochs_trained
-    log.info("refitting on train + validation for %d epochs (the best on validation)", epochs)
-    merged = data.for_refit()
-    if logger:
-        mlflow.log_params({"refit.epochs": epochs, "refit.catalogue": len(merged.encoder.products)})
-    module, _ = fit(cfg, merged, torch.from_numpy(merged.log_popularity()), False, checkpoint_dir(cfg, run_id),
-                    callbacks=None, epochs=epochs, resume=resume)
-    return module, best_val, merged
 
 
 def size_warnings(data: TrainingData, test_metrics: dict[str, float]) -> list[str]:

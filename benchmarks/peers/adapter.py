@@ -3,7 +3,7 @@
 `SessionSignalsPeer.fit(train, n_items)` turns the harness's train frame (session_id, item 0..n-1, ts)
 into canonical events (one user per session, every event a `view` of product `str(item)`, no category,
 brand or price), writes them as `events.parquet` in a temporary folder and trains through the project's
-own code path: `training.training_data.prepare` + `training.train.fit_final` (early stopping, then the refit when `train.refit`), with the run config of
+own code path: `training.training_data.prepare` + `training.final_fit.fit_final` (early stopping, then the refit when `train.refit`), with the run config of
 `configs/yoochoose.yaml` (or another) plus overrides. Epochs are chosen by the project's own validation
 split (the last `split.val_days` of the train time range, early stopping on `train.monitor`); the
 harness's test sessions are never seen.
@@ -39,7 +39,7 @@ from models.predictor import SignalPredictor
 from models.vocab import N_RESERVED
 from training.config import TrainRunConfig
 from training.labels import TRAIN, VAL
-from training.train import fit_final
+from training.final_fit import fit_final
 from events.loaders.events_io import write_events
 from training.training_data import prepare
 

@@ -16,9 +16,11 @@ import json
 import logging
 import tempfile
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import lightning as L
+from lightning.pytorch.callbacks import Timer
 import numpy as np
 import torch
 
@@ -107,6 +109,12 @@ def main() -> None:
     ap.add_argument("--refit", action="store_true",
                     help="also refit on train + validation for the chosen epoch count (train.refit); test only")
     ap.add_argument("--results", type=Path, default=HERE / "results", help="folder of ablation.jsonl")
+    ap.add_argument("--no-baselines", action="store_true",
+                    help="skip the baselines and the oracle (another process scores them on the same data)")
+    ap.add_argument("--baselines-only", action="store_true", help="score the baselines and the oracle, train nothing")
+    ap.add_argument("--max-minutes", type=float, default=0,
+                    help="stop each training after this many minutes (Lightning's Timer; the best epoch so far "
+                         "is kept and the row records it); 0 = no limit")
     args = ap.parse_args()
     torch.set_num_threads(1)
     logging.basicConfig(level=logging.WARNING)
@@ -114,8 +122,11 @@ def main() -> None:
     base_cfg = load_config(TrainRunConfig, args.config, [*args.overrides, "train.progress_bar=false"])
     p = prepare_in_memory(base_cfg)
     val_points, test_points = split_points(p.labels, p.encoder, VAL), split_points(p.labels, p.encoder, TEST)
-    print("baselines (test):", json.dumps(baselines(base_cfg, p, test_points,
-                                                    args.results / f"{args.dataset}-baselines.json")))
+    if not args.no_baselines:
+        print("baselines (test):", json.dumps(baselines(base_cfg, p, test_points,
+                                                        args.results / f"{args.dataset}-baselines.json")), flush=True)
+    if args.baselines_only:
+        return
     log_pop = torch.from_numpy(p.log_popularity())
     for seed in args.seeds:
         cfg = load_config(TrainRunConfig, args.config, [*args.overrides, "train.progress_bar=false", f"train.seed={seed}"])
@@ -123,7 +134,8 @@ def main() -> None:
         t0 = time.perf_counter()
         with tempfile.TemporaryDirectory() as tmp:
             curves = Curves()
-            module, _ = fit(cfg, p, log_pop, logger=False, ckpt_dir=Path(tmp) / "ckpt", callbacks=[curves])
+            timer = [Timer(duration=timedelta(minutes=args.max_minutes))] if args.max_minutes else []
+            module, _ = fit(cfg, p, log_pop, logger=False, ckpt_dir=Path(tmp) / "ckpt", callbacks=[curves, *timer])
             best_epoch = module.epochs_trained - 1
         epochs = module.trainer.current_epoch if module._trainer is not None else -1
         model = module.model.cpu().eval()
@@ -138,7 +150,7 @@ def main() -> None:
                 refitted, _ = fit(cfg, merged, torch.from_numpy(merged.log_popularity()), logger=False,
                                   ckpt_dir=Path(tmp) / "ckpt", callbacks=None, epochs=best_epoch + 1)
             row["test_refit"] = score(predict(refitted.model.cpu().eval(), merged.datasets[TEST]), test_points)
-        print(json.dumps(row))
+        print(json.dumps(row), flush=True)
         with open(args.results / "ablation.jsonl", "a") as f:
             f.write(json.dumps(row) + "\n")
 
