@@ -14,7 +14,7 @@ from torch import nn
 from models.encoding import FEATURES
 from models.ranking import chunked_ranks
 from models.repeat import RepeatHead
-from models.session_features import N_SIDE, side_features
+from models.session_features import N_SHAPE, N_SIDE, session_shape_features, side_features
 from models.uplift import UpliftHead
 from models.vocab import N_RESERVED
 
@@ -31,11 +31,14 @@ class ArchitectureConfig:
     history: int = 8  # the last K products a position has seen get a learned, recency-weighted score bonus
     side_features: bool = True  # session/customer counts (models.session_features) as wide side inputs
     cooc_neighbours: int = 0  # M successors/predecessors per product kept as transition evidence; 0 = off
+    # Session shape (models.session_features.session_shape_features): minutes, distinct products and categories,
+    # price range, returns to the current product: the intent features LightGBM has and the counts lack.
+    session_shape: bool = False
     repeat: bool = True  # repeat/explore mixture: a pointer over the last `history` products (models.repeat)
 
 
 # What a bundle saved before a field existed was built with: off. Loading fills them in (models.bundle).
-LEGACY_ARCHITECTURE = {"side_features": False, "cooc_neighbours": 0, "repeat": False}
+LEGACY_ARCHITECTURE = {"side_features": False, "cooc_neighbours": 0, "repeat": False, "session_shape": False}
 
 
 @dataclass(kw_only=True)
@@ -96,6 +99,7 @@ class SessionSignalsModel(nn.Module):
         self.out_norm = nn.LayerNorm(d)
         # Wide side inputs: explicit counts the baselines live on, mixed into every head's state.
         self.side = nn.Sequential(nn.Linear(N_SIDE, d), nn.GELU(), nn.Linear(d, d)) if cfg.side_features else None
+        self.shape = nn.Sequential(nn.Linear(N_SHAPE, d), nn.GELU(), nn.Linear(d, d)) if cfg.session_shape else None
         self.intent_head = nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.Linear(d, 1))
         # Churn is asked at a moment in time, so the head also sees how long the user has been away.
         self.churn_head = nn.Sequential(nn.Linear(d + 1, d), nn.GELU(), nn.Linear(d, 1))
@@ -134,6 +138,8 @@ class SessionSignalsModel(nn.Module):
             h = self.transformer(h, mask=causal, is_causal=True)
         if self.side is not None:
             h = h + self.side(side_features(x))  # (B, L, D)
+        if self.shape is not None:
+            h = h + self.shape(session_shape_features(x))  # (B, L, D)
         return self.out_norm(h)
 
     def intent_logit(self, h: torch.Tensor) -> torch.Tensor:

@@ -44,3 +44,54 @@ def side_features(x: dict[str, torch.Tensor]) -> torch.Tensor:
     out = torch.cat([torch.log1p(session), torch.log1p(window[..., [0, 2, 4]]), torch.log1p(n_sessions),
                      torch.log1p(net_cart), price_rel], -1)  # (B, L, 11)
     return out * real.unsqueeze(-1)
+
+
+# What LightGBM's intent features have and the counts above lack (training/baselines/intent.py): how long the
+# session has lasted, how many distinct products and categories it has touched, how wide its price range is,
+# and how often the current product has come back. Measured as the remaining intent gap on the learning curve
+# (benchmarks/README.md: the gap to LightGBM does not shrink with 10x the data).
+N_SHAPE = 5
+
+
+def _gap_seconds() -> torch.Tensor:
+    """(N_GAP_BUCKETS,) a representative gap in seconds per gap bucket (geometric middle of its edges)."""
+    from models.encoding import GAP_EDGES_S, N_GAP_BUCKETS
+
+    edges = torch.tensor(GAP_EDGES_S, dtype=torch.float32)
+    lower = torch.cat([torch.tensor([0.25]), edges])  # bucket 2: under a second
+    upper = torch.cat([edges, edges[-1:] * 2])  # the last bucket: a month or more
+    seconds = torch.zeros(N_GAP_BUCKETS)
+    seconds[2:] = (lower * upper).sqrt()
+    return seconds
+
+
+GAP_SECONDS = _gap_seconds()
+
+
+def session_shape_features(x: dict[str, torch.Tensor]) -> torch.Tensor:
+    """(B, L) integer features -> (B, L, N_SHAPE): minutes in the session, distinct products and categories,
+    price range, and views of the current product, each over the session's events so far (0 at padding)."""
+    product, real = x["product"], x["product"] > 0  # (B, L)
+    L = product.shape[1]
+    pos = torch.arange(L, device=product.device)
+    starts = (x["new_session"] == 2) | (pos == 0)  # (B, L)
+    session_id = starts.long().cumsum(1)  # (B, L)
+    # (B, L, L): position s is in t's session and not after it. L is 50: the square is cheaper than a sort.
+    upto = (session_id.unsqueeze(2) == session_id.unsqueeze(1)) & (pos[None, None, :] <= pos[None, :, None])
+    upto = upto & real.unsqueeze(1)
+    before = upto & (pos[None, None, :] < pos[None, :, None])  # (B, L, L) strictly earlier in the session
+    same_product = product.unsqueeze(2) == product.unsqueeze(1)  # (B, L, L)
+    same_category = x["category"].unsqueeze(2) == x["category"].unsqueeze(1)  # (B, L, L)
+    new_product = (real & ~(before & same_product).any(-1)).float()  # (B, L)
+    new_category = (real & ~(before & same_category).any(-1)).float()  # (B, L)
+    distinct = _session_cumsum(torch.stack([new_product, new_category], -1), starts)  # (B, L, 2)
+    repeats = (upto & same_product).sum(-1, keepdim=True).float()  # (B, L, 1) this product's events so far
+    gap = GAP_SECONDS.to(product.device)[x["gap_bucket"]] * (~starts & real)  # (B, L) in-session gaps only
+    minutes = _session_cumsum(gap.unsqueeze(-1), starts) / 60.0  # (B, L, 1)
+    price = x["price_bucket"].float()  # (B, L)
+    priced = upto & (x["price_bucket"] > 1).unsqueeze(1)  # (B, L, L) MISSING_PRICE is bucket 1
+    high = torch.where(priced, price.unsqueeze(1), torch.full_like(price, -1e4).unsqueeze(1)).amax(-1)  # (B, L)
+    low = torch.where(priced, price.unsqueeze(1), torch.full_like(price, 1e4).unsqueeze(1)).amin(-1)  # (B, L)
+    spread = torch.where(priced.any(-1), high - low, torch.zeros_like(price)).unsqueeze(-1) / 8.0  # (B, L, 1)
+    out = torch.cat([torch.log1p(minutes), torch.log1p(distinct), spread, torch.log1p(repeats)], -1)  # (B, L, 5)
+    return out * real.unsqueeze(-1)

@@ -3,7 +3,7 @@ import torch
 
 from models.cooccurrence import transition_table
 from models.network import ModelConfig, SessionSignalsModel, recent_products
-from models.session_features import N_SIDE, side_features
+from models.session_features import GAP_SECONDS, N_SHAPE, N_SIDE, session_shape_features, side_features
 
 
 def _cfg(**kw) -> ModelConfig:
@@ -40,6 +40,33 @@ def test_side_features_restart_at_session_and_are_causal():
     assert f[2, 5:].abs().sum() == 0  # padding
 
 
+def test_session_shape_counts_distinct_products_minutes_and_price_range():
+    """One session of four events: products 5, 6, 5, 7 in categories 3, 3, 4, 3, prices 4, 9, -, 6."""
+    x = {"product": torch.tensor([[5, 6, 5, 7, 0]]), "category": torch.tensor([[3, 3, 4, 3, 0]]),
+         "brand": torch.tensor([[2, 2, 2, 2, 0]]), "event_type": torch.tensor([[2, 2, 2, 2, 0]]),
+         "price_bucket": torch.tensor([[4, 9, 1, 6, 0]]), "gap_bucket": torch.tensor([[1, 6, 6, 8, 0]]),
+         "new_session": torch.tensor([[2, 1, 1, 1, 0]])}
+    f = session_shape_features(x)
+    assert f.shape == (1, 5, N_SHAPE)
+    minutes, products, categories, spread, repeats = f[0].unbind(-1)
+    assert torch.allclose(products[:4], torch.log1p(torch.tensor([1.0, 2, 2, 3])))  # 5 again adds nothing
+    assert torch.allclose(categories[:4], torch.log1p(torch.tensor([1.0, 1, 2, 2])))
+    assert torch.allclose(repeats[:4], torch.log1p(torch.tensor([1.0, 1, 2, 1])))
+    assert torch.allclose(spread[:4], torch.tensor([0.0, 5, 5, 5]) / 8)  # the missing price (bucket 1) is skipped
+    expected = torch.cumsum(torch.stack([torch.tensor(0.0), GAP_SECONDS[6], GAP_SECONDS[6], GAP_SECONDS[8]]), 0) / 60
+    assert torch.allclose(minutes[:4], torch.log1p(expected))  # the session's first gap is not in the session
+    assert f[0, 4].abs().sum() == 0  # padding
+
+
+def test_session_shape_restarts_at_each_session_and_is_causal():
+    x = _batch()
+    f = session_shape_features(x)
+    assert torch.allclose(f[:, 3, :3], torch.tensor([0.0, 0.6931, 0.6931]).expand(3, 3), atol=1e-4)  # new session
+    cut = {k: v[:, :4] for k, v in x.items()}
+    assert torch.allclose(session_shape_features(cut), f[:, :4])  # later events change nothing earlier
+    assert f[2, 5:].abs().sum() == 0
+
+
 def test_score_products_matches_product_logits_with_evidence():
     m = SessionSignalsModel(_cfg(side_features=True, cooc_neighbours=4))
     src, dst = torch.randint(2, 20, (200,)), torch.randint(2, 20, (200,))
@@ -68,7 +95,7 @@ def test_leave_one_out_only_lowers_the_target():
 def test_parameter_count_with_the_new_parts():
     from training.memory_check import count_parameters
 
-    c = _cfg(side_features=True, cooc_neighbours=4)
+    c = _cfg(side_features=True, cooc_neighbours=4, session_shape=True)
     assert count_parameters(c) == sum(p.numel() for p in SessionSignalsModel(c).parameters())
 
 

@@ -101,6 +101,7 @@ def default_search_space() -> dict[str, ParamSpec]:
         "train.next_weight": ParamSpec("float", low=0.5, high=2.0, log=True),
         "train.weight_decay": ParamSpec("float", low=1e-6, high=1e-2, log=True),
         "model.side_features": ParamSpec("categorical", choices=[True, False]),
+        "model.session_shape": ParamSpec("categorical", choices=[True, False]),
         "model.cooc_neighbours": ParamSpec("categorical", choices=[0, 16, 32]),
         "model.repeat": ParamSpec("categorical", choices=[True, False]),
         "model.history": ParamSpec("categorical", choices=[8, 49]),
