@@ -26,7 +26,13 @@ import pyarrow as pa
 from events.simulator.catalogue import Catalogue
 from events.simulator.complements_config import ComplementConfig
 from events.simulator.config import SimulatorConfig
-from events.simulator.funnel import CART_EVENT, CHECKOUT_DWELL_LOG_SD, PURCHASE_EVENT, US_PER_SECOND, VIEW_EVENT
+from events.simulator.funnel import (
+    CART_EVENT,
+    CHECKOUT_DWELL_LOG_SD,
+    PURCHASE_EVENT,
+    US_PER_SECOND,
+    VIEW_EVENT,
+)
 from events.simulator.visits import Sessions
 
 COMPLEMENT_STREAM = 3
