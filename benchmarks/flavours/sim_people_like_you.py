@@ -28,7 +28,14 @@ import pandas as pd
 
 from benchmarks.flavours.complements import interval
 from benchmarks.flavours.sim_shop import (
-    Shop, add_shop_arguments, ci_cells, product_attributes, read_tastes, served_lists, shop, taste_precision,
+    Shop,
+    add_shop_arguments,
+    ci_cells,
+    product_attributes,
+    read_tastes,
+    served_lists,
+    shop,
+    taste_precision,
     trained_bundle,
 )
 
@@ -98,8 +105,8 @@ def _first(ranked, excluded: set, k: int) -> list[str]:
 
 def markdown(result: dict) -> str:
     k = result["k"]
-    lines = [f"{result['customers']:,} customers as of {result['cut'][:10]} ({result['buyers']:,} buy in the held-out "
-             f"days), lists of {k}", "",
+    lines = [(f"{result['customers']:,} customers as of {result['cut'][:10]} ({result['buyers']:,} buy in the "
+              f"held-out days), lists of {k}"), "",
              f"| method | latent category | favourite brand | HitRate@{k} | PurchaseHit@{k} | slots filled |",
              "|---|---:|---:|---:|---:|---:|"]
     for name, row in result["methods"].items():

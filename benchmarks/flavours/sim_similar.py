@@ -26,7 +26,14 @@ import pandas as pd
 
 from benchmarks.flavours.complements import interval
 from benchmarks.flavours.sim_shop import (
-    Shop, add_shop_arguments, ci_cells, product_attributes, read_tastes, served_lists, shop, taste_precision,
+    Shop,
+    add_shop_arguments,
+    ci_cells,
+    product_attributes,
+    read_tastes,
+    served_lists,
+    shop,
+    taste_precision,
     trained_bundle,
 )
 
