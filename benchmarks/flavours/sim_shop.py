@@ -42,7 +42,7 @@ def add_shop_arguments(parser: argparse.ArgumentParser, events: int = 300_000) -
     parser.add_argument("--test-days", type=int, default=7, help="the last days, held out (default 7)")
     parser.add_argument("--main-share", type=float, default=MAIN_SHARE,
                         help=f"share of products with accessories (default {MAIN_SHARE}; 0: none)")
-    parser.add_argument("--work", type=Path, default=Path("data/benchmarks/flavours"),
+    parser.add_argument("--work", type=Path, default=Path("data/generated/flavours"),
                         help="folder for the simulation, the training store and the bundle (reused when present)")
     parser.add_argument("--json", type=Path, help="also write the result here")
 
