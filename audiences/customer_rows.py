@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from audiences.config import AudienceConfig
+from audiences.lists import list_values, lists_request, reads_every_event
 from audiences.timelines import Timelines
 from events.schema import SESSION_GAP_MINUTES
 from serving.api_types import Filters, ShopperRequest
@@ -34,13 +35,16 @@ class PartitionResult:
 
 
 def score_partition(events: pd.DataFrame, as_of: pd.Timestamp, engine: SignalsEngine,
-                    cfg: AudienceConfig) -> PartitionResult:
-    """events: the partition, sorted by user then time (every event of each of its users)."""
+                    cfg: AudienceConfig, lists: dict[str, int] | None = None) -> PartitionResult:
+    """events: the partition, sorted by user then time (every event of each of its users); lists: the lists by
+    purpose to answer, name -> length (audiences/lists.py), written as `list_<name>` columns."""
     seen = events["user_id"].nunique()
     events = events[events["ts"] <= as_of].reset_index(drop=True)
     users, starts = np.unique(events["user_id"].to_numpy(), return_index=True)
     bounds = np.append(starts, len(events))
-    timelines = Timelines(events, bounds, engine.window)
+    asked = lists or {}
+    lists_asked = lists_request(asked)
+    timelines = Timelines(events, bounds, engine.window, every_event=reads_every_event(asked))
     moment = as_of.to_pydatetime()
     filters = Filters(exclude_purchased=True)
     rows: list[dict] = []
@@ -49,13 +53,15 @@ def score_partition(events: pd.DataFrame, as_of: pd.Timestamp, engine: SignalsEn
         batch = np.arange(first, min(first + cfg.scoring.batch_size, len(users)))
         requests = [ShopperRequest.model_construct(
             events=timeline, user_id=str(users[u]), as_of=moment, k=cfg.scoring.k,
-            k_categories=cfg.scoring.k_categories, k_brands=cfg.scoring.k_brands, filters=filters)
+            k_categories=cfg.scoring.k_categories, k_brands=cfg.scoring.k_brands, filters=filters,
+            lists=lists_asked)
             for u, timeline in zip(batch, timelines.rows(batch))]
         scored = engine.predict_scored(requests, [moment] * len(requests))
         representation.append(scored.representation)
-        rows += [_signals_row(s, h, n, moment, cfg)
+        rows += [_signals_row(s, h, n, moment, cfg) | list_values(s, asked)
                  for s, h, n in zip(scored.signals, scored.histories, timelines.n_events[batch])]
-    customers = pd.DataFrame(rows, columns=SIGNAL_COLUMNS)
+    customers = pd.DataFrame(rows, columns=SIGNAL_COLUMNS + [c for c in rows[0] if c not in SIGNAL_COLUMNS]
+                             if rows else SIGNAL_COLUMNS)
     customers = customers.join(_purchase_summary(events), on="user_id")
     customers["orders"] = customers["orders"].fillna(0).astype("int64")
     customers["spend"] = customers["spend"].fillna(0.0)

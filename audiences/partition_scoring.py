@@ -36,28 +36,30 @@ class EngineSource:
     bundle: Path
     identity: ModelIdentity
     rules: SegmentRules  # the endpoint's segment labels
+    trends: Path | None = None  # the trends table the `trending` list reads (`signals trends`)
 
     def load(self) -> SignalsEngine:
-        return SignalsEngine.from_bundle(self.bundle, self.identity, self.rules)
+        return SignalsEngine.from_bundle(self.bundle, self.identity, self.rules, self.trends)
 
 
 def score_partitions(files: list[Path], parts: list[Path], as_of: pd.Timestamp, cfg: AudienceConfig,
-                     source: EngineSource) -> Iterator[ScoredPart]:
-    """Partition files[k] scored into parts[k], yielded in order."""
+                     source: EngineSource, lists: dict[str, int] | None = None) -> Iterator[ScoredPart]:
+    """Partition files[k] scored into parts[k], yielded in order; lists: as in `score_partition`."""
     workers = min(cfg.scoring.workers, len(files))
     if workers == 1:
         engine = source.load()
         for file, part in zip(files, parts):
-            yield score_file(engine, file, part, as_of, cfg)
+            yield score_file(engine, file, part, as_of, cfg, lists)
         return
     # spawn, not fork: a forked copy of a process that has started torch's thread pools can hang.
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker,
                              initargs=(source,)) as pool:
-        yield from pool.map(_score_in_worker, files, parts, repeat(as_of), repeat(cfg))
+        yield from pool.map(_score_in_worker, files, parts, repeat(as_of), repeat(cfg), repeat(lists))
 
 
-def score_file(engine: SignalsEngine, file: Path, part: Path, as_of: pd.Timestamp, cfg: AudienceConfig) -> ScoredPart:
-    result = score_partition(read_partition(file), as_of, engine, cfg)
+def score_file(engine: SignalsEngine, file: Path, part: Path, as_of: pd.Timestamp, cfg: AudienceConfig,
+               lists: dict[str, int] | None = None) -> ScoredPart:
+    result = score_partition(read_partition(file), as_of, engine, cfg, lists)
     result.customers.to_parquet(part, index=False)
     return ScoredPart(part, len(result.customers), result.without_events, result.purchases)
 
@@ -73,5 +75,6 @@ def _start_worker(source: EngineSource) -> None:
     _engine = source.load()
 
 
-def _score_in_worker(file: Path, part: Path, as_of: pd.Timestamp, cfg: AudienceConfig) -> ScoredPart:
-    return score_file(_engine, file, part, as_of, cfg)
+def _score_in_worker(file: Path, part: Path, as_of: pd.Timestamp, cfg: AudienceConfig,
+                     lists: dict[str, int] | None) -> ScoredPart:
+    return score_file(_engine, file, part, as_of, cfg, lists)

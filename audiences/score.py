@@ -12,12 +12,13 @@ import json
 import logging
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import psutil
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from audiences.config import AudienceConfig
@@ -33,6 +34,7 @@ from audiences.files import (
     atomic_folder,
     audience_file,
 )
+from audiences.lists import list_fields
 from audiences.lookalikes import NearestToSeeds
 from audiences.partition_scoring import EngineSource, score_partitions
 from audiences.rfm import rfm_scores
@@ -51,6 +53,10 @@ class ScoreJob:
     engine_rules: object  # serving.segments.SegmentRules of the endpoint: the `segments` column's labels
     thresholds: AudienceConfig
     out: Path
+    lists: dict[str, int] = field(default_factory=dict)
+    """Lists by purpose in customers.parquet, name -> length (audiences/lists.py); none by default."""
+    trends: Path | None = None
+    """The trends table of the `trending` list (`signals trends --out`), as the server's SIGNALS_TRENDS."""
 
 
 def score(job: ScoreJob, run_id: str | None = None) -> dict:
@@ -75,7 +81,8 @@ def score(job: ScoreJob, run_id: str | None = None) -> dict:
             "model": job.identity.model_dump(),
             "customers_scored": scored, "customers_without_events_before_as_of": without, "live_sessions": live,
             "audiences": sizes, "empty_audiences": [name for name, n in sizes.items() if n == 0],
-            "thresholds": to_dict(cfg), "seconds": round(seconds, 2),
+            "thresholds": to_dict(cfg), "lists": job.lists, "trends": str(job.trends) if job.trends else None,
+            "seconds": round(seconds, 2),
             "customers_per_second": round(scored / max(seconds, 1e-9), 1),
             "peak_rss_mb": round(_peak_rss_mb(), 1), "workers": cfg.scoring.workers,
             "peak_worker_rss_mb": round(_peak_rss_mb(children=True), 1) if cfg.scoring.workers > 1 else None,
@@ -88,9 +95,9 @@ def _score_parts(job: ScoreJob, work: Path) -> tuple[list[Path], int, pd.DataFra
     cfg = job.thresholds
     files = job.table.partition_files(cfg.scoring.events_per_partition, work, at_least=cfg.scoring.workers)
     parts = [work / f"customers-{k:05d}.parquet" for k in range(len(files))]
-    source = EngineSource(job.bundle, job.identity, job.engine_rules)
+    source = EngineSource(job.bundle, job.identity, job.engine_rules, job.trends)
     without, purchases, tick = 0, [], time.perf_counter()
-    for k, scored in enumerate(score_partitions(files, parts, job.as_of, cfg, source)):
+    for k, scored in enumerate(score_partitions(files, parts, job.as_of, cfg, source, job.lists)):
         without += scored.without_events
         purchases.append(scored.purchases)
         log.info("partition %d/%d: %d customers scored (%.1f s since the last)", k + 1, len(files), scored.customers,
@@ -129,7 +136,8 @@ def _best_sellers(purchases: pd.DataFrame, n: int) -> pd.Series:
 def _write_outputs(folder: Path, parts: list[Path], rfm: pd.DataFrame, seeds: NearestToSeeds,
                    best_sellers: pd.Series, job: ScoreJob) -> tuple[dict[str, int], int, int]:
     defined = audiences(job.thresholds, bundle_has_uplift(job.bundle))
-    customers = TableFile(folder / CUSTOMERS_FILE, CUSTOMER_SCHEMA)
+    schema = pa.schema(list(CUSTOMER_SCHEMA) + list_fields(job.lists))
+    customers = TableFile(folder / CUSTOMERS_FILE, schema)
     files = {a.name: audience_file(folder, a.name, a.fields) for a in defined}
     seed_set = set(seeds.seed_ids)
     scored = live = 0

@@ -8,7 +8,9 @@ filter), the last event's time and, for price filters only, the last price seen 
 before both the window and the latest session changes nothing that `signals score` asks (it uses no price
 filter) and is left out; everything else is kept, in the table's order. A customer's answer is then the one
 /predict gives for all of their events (tests/test_score.py), at a fraction of the cost: most events of a long
-history are views.
+history are views. The lists by purpose `trending` (the top brand of every event), `recently_viewed` (every
+view) and `similar` (the latest view of a product the model knows) read older views too: with any of them
+asked, every event is kept (`every_event`).
 """
 from __future__ import annotations
 
@@ -34,10 +36,10 @@ class EventRow(NamedTuple):
 class Timelines:
     """events: one partition sorted by user then time; bounds: (U + 1,) row offsets of its U users."""
 
-    def __init__(self, events: pd.DataFrame, bounds: np.ndarray, window: int):
+    def __init__(self, events: pd.DataFrame, bounds: np.ndarray, window: int, every_event: bool = False):
         self.events, self.bounds = events, bounds
         self.n_events = np.diff(bounds)  # (U,) every event of each customer, kept or not
-        self.keep = needed_rows(events, bounds, window)  # (N,) bool
+        self.keep = np.ones(len(events), dtype=bool) if every_event else needed_rows(events, bounds, window)  # (N,)
 
     def rows(self, users: np.ndarray) -> list[list[EventRow]]:
         """The kept events of the given users (indices into bounds), made one batch at a time."""

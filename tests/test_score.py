@@ -19,6 +19,7 @@ from audiences.rfm import GRID, SEGMENTS, rfm_scores
 from audiences.score import ScoreJob, read_customers, score
 from cli.main import main
 from events.errors import UserFacingError
+from events.trends import compute_trends, write_trends
 from models.bundle import save_bundle
 from models.encoding import EventEncoder
 from models.network import ModelConfig, SessionSignalsModel
@@ -258,6 +259,9 @@ def test_the_command_scores_a_registered_alias_and_records_a_run(shop, tmp_path,
     (["--as-of", "2025-01-01"], "is before the data"),
     (["--as-of", "yesterday"], "not an ISO 8601 time"),
     (["rules.dormant.idle_dayz=3"], "unknown config key(s) in section 'rules.dormant'"),
+    (["--lists", "complementary=3,cheap=3"], "--lists: unknown list 'cheap'"),
+    (["--lists", "similar=50"], "'similar=50' needs a length from 1 to 20"),
+    (["--lists", "trending=3", "--trends", "/nonexistent/trends"], "not a trends table written by `signals trends`"),
 ])
 def test_bad_input_is_refused_before_any_work(shop, tmp_path, capsys, args, message) -> None:
     events, bundle = shop
@@ -272,3 +276,51 @@ def test_a_table_without_the_canonical_columns_is_named(tmp_path) -> None:
     pd.read_parquet(folder / "events.parquet").rename(columns={"product_id": "item"}).to_parquet(folder / "events.parquet")
     with pytest.raises(UserFacingError, match=r"product_id \(missing\)"):
         EventTable.open(folder)
+
+
+LISTS = {"next": 3, "complementary": 3, "similar": 3, "trending": 3, "people_like_you": 3, "recently_viewed": 3}
+
+
+def test_lists_by_purpose_are_the_endpoints_lists_for_each_customer(shop, scored, tmp_path) -> None:
+    """A real `signals score --lists` run on a bundle with list tables and a trends table: each customer's list
+    columns are what /predict's engine answers for their events with those lists."""
+    events_dir, _ = shop
+    events = pd.read_parquet(events_dir / "events.parquet")
+    bundle = listed_bundle(events[events["ts"] <= AS_OF], tmp_path / "bundle")
+    table, info = compute_trends(events, days=400, as_of=AS_OF)
+    write_trends(table, info, tmp_path / "trends")
+    spec = ",".join(f"{name}={k}" for name, k in LISTS.items())
+    code = main(["score", str(events_dir), "--out", str(tmp_path / "out"), "--model", str(bundle), "--as-of",
+                 AS_OF.isoformat(), "--lists", spec, "--trends", str(tmp_path / "trends"),
+                 "--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db"])
+    assert code == 0
+    customers = read_customers(tmp_path / "out").set_index("user_id")
+    assert [c for c in customers.columns if c.startswith("list_")] == [f"list_{n}" for n in LISTS] + ["list_notes"]
+    assert json.loads((tmp_path / "out" / "report.json").read_text())["lists"] == LISTS
+    assert not [c for c in read_customers(scored[0]).columns if c.startswith("list_")]  # none unless asked
+
+    engine = SignalsEngine.from_bundle(bundle, ModelIdentity(name="bundle", version=None, run_id=None),
+                                       load_rules(DEFAULT_SEGMENTS_CONFIG), tmp_path / "trends")
+    for user in ["u0", "u17", "cart", "browse", "long"]:
+        mine = events[(events["user_id"] == user) & (events["ts"] <= AS_OF)]
+        body = {"events": json.loads(mine.drop(columns="user_id").to_json(orient="records", date_format="iso")),
+                "as_of": AS_OF.isoformat(), "k": 10, "k_categories": 3, "k_brands": 3,
+                "filters": {"exclude_purchased": True}, "lists": LISTS}
+        served = engine.predict([ShopperRequest.model_validate(body)], [AS_OF.to_pydatetime()])[0]
+        row = customers.loc[user]
+        for name in LISTS:
+            assert list(row[f"list_{name}"]) == [item["product_id"] for item in getattr(served.lists, name)], (user, name)
+        assert list(row["list_notes"]) == served.notes
+    assert list(customers.loc["browse", "list_recently_viewed"]) == ["p2", "p3"]  # most recent first, once each
+    filled = {name: customers[f"list_{name}"].map(len).gt(0).mean() for name in LISTS}
+    assert min(filled.values()) > 0.3, filled  # the tables answer, not only notes
+
+
+def listed_bundle(events: pd.DataFrame, path: Path) -> Path:
+    """The random bundle plus the list tables training computes (complements, prices, customer index)."""
+    from models.bundle import load_bundle
+    from training.list_tables import list_arrays
+
+    random_bundle(events, path)
+    model, encoder, meta = load_bundle(path)
+    return save_bundle(path, model, encoder, meta, list_arrays(events, encoder, model.eval()))

@@ -72,20 +72,29 @@ def evaluate(test_days: int, n_invoices: int, seed: int, path: Path = DATA) -> d
         pop = bought.copy()
         pop[rest] = -1
         found["popularity"].append(int((pop >= pop[target]).sum()))
-    draws = rng.integers(0, len(picks), (200, len(picks)))
+    table = rank_table(found, rng.integers(0, len(picks), (200, len(picks))))
+    return {"train_invoices": int(train["InvoiceNo"].nunique()), "test_invoices": len(picks), "products": n - N_RESERVED,
+            "cut": str(cut), "methods": table}
+
+
+def rank_table(found: dict[str, list[int]], draws: np.ndarray) -> dict[str, dict[str, list[float]]]:
+    """1-based ranks of the hidden product per case, per method -> HitRate@k and MRR@10, each [mean, 2.5%, 97.5%]
+    over the bootstrap `draws` (B, n) of case indices (the same draws for every method)."""
     table = {}
     for method, r in found.items():
         r = np.asarray(r)
         row = {}
         for k in KS:
-            hit = (r <= k).astype(float)
-            low, high = np.percentile(hit[draws].mean(1), [2.5, 97.5])
-            row[f"hit@{k}"] = [float(hit.mean()), float(low), float(high)]
-        rr = np.where(r <= 10, 1.0 / r, 0.0)
-        row["mrr@10"] = [float(rr.mean()), *map(float, np.percentile(rr[draws].mean(1), [2.5, 97.5]))]
+            row[f"hit@{k}"] = interval((r <= k).astype(float), draws)
+        row["mrr@10"] = interval(np.where(r <= 10, 1.0 / r, 0.0), draws)
         table[method] = row
-    return {"train_invoices": int(train["InvoiceNo"].nunique()), "test_invoices": len(picks), "products": n - N_RESERVED,
-            "cut": str(cut), "methods": table}
+    return table
+
+
+def interval(values: np.ndarray, draws: np.ndarray) -> list[float]:
+    """(n,) per-case values -> [mean, 2.5%, 97.5%] of the mean over the bootstrap draws (B, n)."""
+    low, high = np.percentile(values[draws].mean(1), [2.5, 97.5])
+    return [float(values.mean()), float(low), float(high)]
 
 
 def markdown(result: dict) -> str:

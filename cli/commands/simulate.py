@@ -13,10 +13,13 @@ written to --out:
   oracle_next.parquet     session_id, step, top_products, top_probs: true top-k of the next event's product
   oracle_churn.parquet    user_id, cutoff (every midnight), horizon_days, p_churn: true chance of no
                           purchase in (cutoff, cutoff + horizon]
+  oracle_tastes.parquet   user_id, categories, category_weights, favourite_brands, price_sensitivity: latent tastes
   simulation.json         the config used and a summary (events, users, sessions, rates)
   with treatment.enabled=true also (a message sent at random mid-session; events/simulator/treatment.py):
   treatments.parquet      user_id, session_id, step, ts, treated: the randomised assignment at each decision point
   oracle_uplift.parquet   session_id, step, p_control, p_treated, uplift, do_not_disturb: the true effect there
+  with complements.main_share=0.3 (say) also (accessories bought after a main item; events/simulator/complements.py):
+  complements.parquet     main_product, accessory_product, strength: the true complementary relations
 The oracles condition on the simulator's full state (latent traits included): an upper bound for models.
 
 examples:

@@ -1,4 +1,4 @@
-"""One block of customers: simulated, scored by the three oracles and turned into Arrow tables."""
+"""One block of customers: simulated, scored by the oracles and turned into Arrow tables."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -8,11 +8,13 @@ import pyarrow as pa
 
 from events.schema import CANONICAL_SCHEMA
 from events.simulator.catalogue import Catalogue
+from events.simulator.complements import COMPLEMENT_STREAM, Complements, EventRows, add_accessory_events
 from events.simulator.config import SimulatorConfig
 from events.simulator.customers import draw_customers
 from events.simulator.daily_clock import DailyClock
 from events.simulator.oracle_churn import churn_oracle
 from events.simulator.oracle_next import top_next_products
+from events.simulator.oracle_tastes import tastes_table
 from events.simulator.treatment import TREATMENT_STREAM, Treatments, treatment_tables
 from events.simulator.visits import US_PER_DAY, simulate_visits
 from events.simulator.writer import (
@@ -47,9 +49,11 @@ class Block:
 
 
 def simulate_block(index: int, first_user: int, n_users: int, catalogue: Catalogue, columns: CatalogueColumns,
-                   clock: DailyClock, config: SimulatorConfig, start_us: int) -> Block:
+                   clock: DailyClock, config: SimulatorConfig, start_us: int,
+                   complements: Complements | None = None) -> Block:
     """Customers first_user .. first_user + n_users - 1 (block number `index`); start_us is the
-    simulation start in microseconds since the epoch."""
+    simulation start in microseconds since the epoch; with `complements`, shoppers go on to the accessories
+    of the main items they buy (events/simulator/complements.py)."""
     rng = np.random.default_rng([config.seed, BLOCK_STREAM, index])
     customers = draw_customers(n_users, catalogue, clock, config, rng)
     treatments = (Treatments(customers, config, np.random.default_rng([config.seed, TREATMENT_STREAM, index]))
@@ -60,17 +64,22 @@ def simulate_block(index: int, first_user: int, n_users: int, catalogue: Catalog
     uid_strings = user_ids(first_user, n_users)
     uids = pa.array(uid_strings, pa.string())
     sids = session_ids(uid_strings, sessions.user, sessions.number)
-    product = customers.choices.product[events.choice]
-    event_user = sessions.user[events.session]
+    rows = EventRows(session=events.session, step=events.step, ts_us=events.ts_us,
+                     event_type=events.event_type.astype(np.int64), product=customers.choices.product[events.choice])
+    if complements is not None:
+        rows, _ = add_accessory_events(rows, sessions, complements, config,
+                                       np.random.default_rng([config.seed, COMPLEMENT_STREAM, index]))
+    event_user = sessions.user[events.session]   # of the funnel's events, which the oracles describe
+    row_event_user = sessions.user[rows.session]
     events_table = pa.Table.from_arrays([
-        uids.take(event_user),
-        sids.take(events.session),
-        pa.array(start_us + events.ts_us, pa.int64()).cast(CANONICAL_SCHEMA.field("ts").type),
-        columns.event_type.take(events.event_type.astype(np.int64)),
-        columns.product_id.take(product),
-        columns.category.take(product),
-        columns.brand.take(product),
-        columns.price.take(product),
+        uids.take(row_event_user),
+        sids.take(rows.session),
+        pa.array(start_us + rows.ts_us, pa.int64()).cast(CANONICAL_SCHEMA.field("ts").type),
+        columns.event_type.take(rows.event_type),
+        columns.product_id.take(rows.product),
+        columns.category.take(rows.product),
+        columns.brand.take(rows.product),
+        columns.price.take(rows.product),
     ], schema=CANONICAL_SCHEMA)
 
     intent_rows = np.flatnonzero(events.before_purchase)
@@ -97,9 +106,10 @@ def simulate_block(index: int, first_user: int, n_users: int, catalogue: Catalog
         pa.array(p_churn, pa.float64()),
     ], schema=CHURN_SCHEMA)
 
-    tables = BlockTables(events=events_table, intent=intent, next=next_table, churn=churn)
-    row_user = {"events": event_user, "intent": event_user[intent_rows], "next": event_user[mixture.event],
-                "churn": churn_user}
+    tables = BlockTables(events=events_table, intent=intent, next=next_table, churn=churn,
+                         tastes=tastes_table(customers, catalogue, uids))
+    row_user = {"events": row_event_user, "intent": event_user[intent_rows], "next": event_user[mixture.event],
+                "churn": churn_user, "tastes": np.arange(n_users)}
     if treatments is not None:
         decisions = treatments.decisions()
         tables.treatments, tables.uplift = treatment_tables(
@@ -108,6 +118,5 @@ def simulate_block(index: int, first_user: int, n_users: int, catalogue: Catalog
         row_user["treatments"] = row_user["uplift"] = decisions.user
     return Block(
         tables=tables, row_user=row_user,
-        event_type=events.event_type.astype(np.int64), event_session=events.session, product=product,
-        n_users=n_users,
+        event_type=rows.event_type, event_session=rows.session, product=rows.product, n_users=n_users,
     )

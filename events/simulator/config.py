@@ -60,6 +60,7 @@ from pathlib import Path
 
 from events.config_io import load_config
 from events.errors import UserFacingError
+from events.simulator.complements_config import ComplementConfig, complement_checks
 from events.simulator.treatment_config import TreatmentConfig, treatment_checks
 
 # Share of sessions starting in each local hour (0..23): Taobao UserBehavior session starts
@@ -205,6 +206,9 @@ class SimulatorConfig:
     oracle: OracleConfig = field(default_factory=OracleConfig)
     treatment: TreatmentConfig = field(default_factory=TreatmentConfig)
     """A randomised message mid-session and its heterogeneous effect (issue 14); off by default."""
+    complements: ComplementConfig = field(default_factory=ComplementConfig)
+    """Main products with accessories bought after them, and their truth in complements.parquet (issue 13);
+    off by default (main_share 0)."""
 
 
 def validate(config: SimulatorConfig) -> SimulatorConfig:
@@ -252,6 +256,7 @@ def validate(config: SimulatorConfig) -> SimulatorConfig:
     }
     checks += [(key, 0 <= value <= 1, "must be in [0, 1]") for key, value in rates.items()]
     checks += treatment_checks(config.treatment)
+    checks += complement_checks(config.complements)
     for key, ok, message in checks:
         if not ok:
             raise UserFacingError(f"simulator config: {key} {message}")

@@ -10,10 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from events.simulator.block import Block, simulate_block
 from events.simulator.catalogue import build_catalogue
+from events.simulator.complements import COMPLEMENT_STREAM, COMPLEMENTS_FILE, build_complements
 from events.simulator.config import SimulatorConfig, start_datetime, validate
 from events.simulator.daily_clock import DailyClock
 from events.simulator.summary import Summary
@@ -43,6 +45,11 @@ def simulate(config: SimulatorConfig, out_dir: str | Path, target_events: int | 
     out_dir = Path(out_dir)
     catalogue = build_catalogue(config.catalogue, np.random.default_rng([config.seed, CATALOGUE_STREAM]))
     columns = CatalogueColumns(catalogue)
+    (out_dir / COMPLEMENTS_FILE).unlink(missing_ok=True)  # an earlier run's truth would describe other products
+    complements = None
+    if config.complements.main_share > 0:
+        complements = build_complements(catalogue, config.complements,
+                                        np.random.default_rng([config.seed, COMPLEMENT_STREAM]))
     clock = DailyClock(config.visits.hourly_profile, config.visits.utc_offset_hours)
     start_us = int(start_datetime(config).timestamp()) * 1_000_000
     summary = Summary(catalogue.n_products)
@@ -56,7 +63,8 @@ def simulate(config: SimulatorConfig, out_dir: str | Path, target_events: int | 
             n_users = _next_block_size(config, summary, target_events)
             if n_users == 0:
                 break
-            block = simulate_block(index, summary.users, n_users, catalogue, columns, clock, config, start_us)
+            block = simulate_block(index, summary.users, n_users, catalogue, columns, clock, config, start_us,
+                                   complements)
             if target_events is not None:
                 block = block.head(_users_reaching(block, target_events - summary.events))
             files.append(block.tables)
@@ -65,9 +73,13 @@ def simulate(config: SimulatorConfig, out_dir: str | Path, target_events: int | 
             bar.update((summary.events if target_events else summary.users) - before)
             index += 1
         result = summary.as_dict()
+        if complements is not None:
+            pq.write_table(complements.table(columns.product_id), out_dir / COMPLEMENTS_FILE)
     settings = dataclasses.asdict(config)
     if not config.treatment.enabled:
         del settings["treatment"]  # simulation.json stays byte for byte what it was before the treatment existed
+    if not config.complements.main_share:
+        del settings["complements"]  # ... and before the complements
     files.write_summary(settings, result)  # last, after every file is closed: the "finished" mark
     log.info("wrote %d events (%d users, %d sessions) and the oracles to %s in %.1f s",
              result["events"], result["users"], result["sessions"], out_dir, time.perf_counter() - started)

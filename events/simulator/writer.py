@@ -6,10 +6,14 @@ Files in the output folder:
   oracle_next.parquet    session_id, step int32, top_products list<string>, top_probs list<float64>
                          (every event that has a next event in its session)
   oracle_churn.parquet   user_id, cutoff timestamp[us, UTC], horizon_days int32, p_churn float64
+  oracle_tastes.parquet  user_id, categories list<string>, category_weights list<float64>, favourite_brands
+                         list<string>, price_sensitivity float64: latent tastes (events/simulator/oracle_tastes.py)
   simulation.json        the config used and a summary
   treatments.parquet     with treatment.enabled only (events/simulator/treatment.py): user_id, session_id, step
                          int32, ts, treated bool: the randomised assignment at every decision point
   oracle_uplift.parquet  ... and session_id, step, p_control, p_treated, uplift float64, do_not_disturb bool
+  complements.parquet    with complements.main_share > 0 only (events/simulator/complements.py): main_product,
+                         accessory_product, strength float64: the accessories shoppers go on to after a main item
 All tables follow the events' order (user, then time), so every block is appended as it comes.
 
 The oracles are exact under the simulator's own model and condition on everything the simulator knows
@@ -29,6 +33,7 @@ import pyarrow.parquet as pq
 
 from events.schema import CANONICAL_SCHEMA, EVENT_TYPES, EVENTS_FILE
 from events.simulator.catalogue import Catalogue
+from events.simulator.oracle_tastes import TASTES_FILE, TASTES_SCHEMA
 from events.simulator.treatment import TREATMENTS_SCHEMA, UPLIFT_SCHEMA
 
 INTENT_FILE = "oracle_intent.parquet"
@@ -87,12 +92,13 @@ class BlockTables:
     intent: pa.Table
     next: pa.Table
     churn: pa.Table
+    tastes: pa.Table
     treatments: pa.Table | None = None  # only with treatment.enabled
     uplift: pa.Table | None = None
 
 
 class OutputFiles:
-    """The four Parquet writers (six with the treatment); use as a context manager."""
+    """The five Parquet writers (seven with the treatment); use as a context manager."""
 
     def __init__(self, out_dir: Path, treatment: bool = False) -> None:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -104,6 +110,7 @@ class OutputFiles:
             "intent": pq.ParquetWriter(out_dir / INTENT_FILE, INTENT_SCHEMA),
             "next": pq.ParquetWriter(out_dir / NEXT_FILE, NEXT_SCHEMA),
             "churn": pq.ParquetWriter(out_dir / CHURN_FILE, CHURN_SCHEMA),
+            "tastes": pq.ParquetWriter(out_dir / TASTES_FILE, TASTES_SCHEMA),
         }
         for name in (TREATMENTS_FILE, UPLIFT_FILE):  # an earlier treated run's files would describe other events
             (out_dir / name).unlink(missing_ok=True)
