@@ -15,8 +15,14 @@ from events.schema import EVENT_TYPES
 from models.encoder_counts import EncoderCounts, quantiles_from_counts
 from models.vocab import N_RESERVED, UNK, Vocabulary
 
-FEATURES = ("product", "category", "brand", "event_type", "price_bucket", "gap_bucket", "new_session")
-"""Integer features per event, in the order the model embeds them."""
+EMBEDDED = ("product", "category", "brand", "event_type", "price_bucket", "gap_bucket", "new_session")
+"""Integer ids per event, each embedded by the model."""
+HISTORY_COUNTS = ("prior_events", "prior_purchases", "prior_sessions")
+"""The shopper's events, purchases and sessions before each event, over every event the encoder was given
+(the whole table offline; every event of the request in serving): the customer history a 50-event window
+cuts off (benchmarks/README.md: LightGBM's intent lead rests on it). Counts, not ids: read as log1p."""
+FEATURES = (*EMBEDDED, *HISTORY_COUNTS)
+"""Integer features per event: what a window carries."""
 
 # Time since the user's previous event, in seconds. Log-spaced: a 10 s and a 20 s gap differ in
 # meaning as much as a 1 day and a 2 day gap. Bucket 1 is reserved for "first event of the user".
@@ -91,14 +97,16 @@ class EventEncoder:
         """The one encoding, on columns: offline tables (via `encode`) and serving requests both end here."""
         gap = np.diff(ts_seconds, prepend=ts_seconds[:1] if len(ts_seconds) else ts_seconds)
         gap_bucket = np.where(first_of_user, FIRST_EVENT_GAP, 2 + np.searchsorted(GAP_EDGES_S, gap, side="right"))
+        event_type_id = self.event_types.encode(event_type)
         return {
             "product": self.products.encode(product_id),
             "category": self.categories.encode(category),
             "brand": self.brands.encode(brand),
-            "event_type": self.event_types.encode(event_type),
+            "event_type": event_type_id,
             "price_bucket": self.price_bucket(price),
             "gap_bucket": gap_bucket.astype(np.int64),
             "new_session": starts_session.astype(np.int64) + 1,  # 1 = continues a session, 2 = starts one; 0 = PAD
+            **history_counts(first_of_user, starts_session, event_type_id == self.event_types.encode(["purchase"])[0]),
         }
 
     def price_bucket(self, price: np.ndarray) -> np.ndarray:
@@ -143,3 +151,19 @@ class EventEncoder:
 def churn_gap_feature(seconds_since_last_event: np.ndarray) -> np.ndarray:
     """log1p(days) since the user's last event at the moment churn is asked for; (N,) float32."""
     return np.log1p(np.clip(seconds_since_last_event, 0, None) / 86400.0).astype(np.float32)
+
+
+def history_counts(first_of_user: np.ndarray, starts_session: np.ndarray, is_purchase: np.ndarray) -> dict[str, np.ndarray]:
+    """(N,) bools of events sorted by user, then time -> HISTORY_COUNTS, each (N,): counts strictly before."""
+    n = len(first_of_user)
+    if n == 0:
+        return {name: np.zeros(0, dtype=np.int64) for name in HISTORY_COUNTS}
+    user_start = np.maximum.accumulate(np.where(first_of_user, np.arange(n), 0))  # (N,) row of the user's first event
+
+    def before(flags: np.ndarray) -> np.ndarray:
+        total = np.cumsum(flags, dtype=np.int64) - flags  # (N,) flags strictly before, over the whole table
+        return total - total[user_start]  # minus what came before the user's first event
+
+    return {"prior_events": np.arange(n, dtype=np.int64) - user_start,
+            "prior_purchases": before(is_purchase.astype(np.int64)),
+            "prior_sessions": before(starts_session.astype(np.int64))}

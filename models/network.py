@@ -11,7 +11,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from models.encoding import FEATURES
+from models.encoding import FEATURES, HISTORY_COUNTS
 from models.ranking import chunked_ranks
 from models.repeat import RepeatHead
 from models.session_features import N_SHAPE, N_SIDE, session_shape_features, side_features
@@ -34,11 +34,15 @@ class ArchitectureConfig:
     # Session shape (models.session_features.session_shape_features): minutes, distinct products and categories,
     # price range, returns to the current product: the intent features LightGBM has and the counts lack.
     session_shape: bool = False
+    # The shopper's events, purchases and sessions before each event over the whole history it was given
+    # (models.encoding.HISTORY_COUNTS), not only the window's: what LightGBM's and RFM's leads rest on.
+    history_counts: bool = False
     repeat: bool = True  # repeat/explore mixture: a pointer over the last `history` products (models.repeat)
 
 
 # What a bundle saved before a field existed was built with: off. Loading fills them in (models.bundle).
-LEGACY_ARCHITECTURE = {"side_features": False, "cooc_neighbours": 0, "repeat": False, "session_shape": False}
+LEGACY_ARCHITECTURE = {"side_features": False, "cooc_neighbours": 0, "repeat": False, "session_shape": False,
+                       "history_counts": False}
 
 
 @dataclass(kw_only=True)
@@ -100,6 +104,8 @@ class SessionSignalsModel(nn.Module):
         # Wide side inputs: explicit counts the baselines live on, mixed into every head's state.
         self.side = nn.Sequential(nn.Linear(N_SIDE, d), nn.GELU(), nn.Linear(d, d)) if cfg.side_features else None
         self.shape = nn.Sequential(nn.Linear(N_SHAPE, d), nn.GELU(), nn.Linear(d, d)) if cfg.session_shape else None
+        n_counts = len(HISTORY_COUNTS)
+        self.prior = nn.Sequential(nn.Linear(n_counts, d), nn.GELU(), nn.Linear(d, d)) if cfg.history_counts else None
         self.intent_head = nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.Linear(d, 1))
         # Churn is asked at a moment in time, so the head also sees how long the user has been away.
         self.churn_head = nn.Sequential(nn.Linear(d + 1, d), nn.GELU(), nn.Linear(d, 1))
@@ -140,6 +146,9 @@ class SessionSignalsModel(nn.Module):
             h = h + self.side(side_features(x))  # (B, L, D)
         if self.shape is not None:
             h = h + self.shape(session_shape_features(x))  # (B, L, D)
+        if self.prior is not None:
+            counts = torch.stack([x[name] for name in HISTORY_COUNTS], -1).float()  # (B, L, 3)
+            h = h + self.prior(torch.log1p(counts) * (x["product"] > 0).unsqueeze(-1))  # (B, L, D)
         return self.out_norm(h)
 
     def intent_logit(self, h: torch.Tensor) -> torch.Tensor:

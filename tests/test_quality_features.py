@@ -1,4 +1,5 @@
 """The quality additions: transition evidence, session side features, and their consistency across scoring paths."""
+import numpy as np
 import torch
 
 from models.cooccurrence import transition_table
@@ -67,6 +68,32 @@ def test_session_shape_restarts_at_each_session_and_is_causal():
     assert f[2, 5:].abs().sum() == 0
 
 
+def test_history_counts_read_the_whole_history_not_the_window():
+    """Two users; counts restart at each user and count only earlier events, over every event given."""
+    from models.encoding import history_counts
+
+    first = np.array([1, 0, 0, 0, 1, 0], dtype=bool)
+    starts = np.array([1, 0, 1, 0, 1, 1], dtype=bool)
+    bought = np.array([0, 1, 0, 1, 1, 0], dtype=bool)
+    c = history_counts(first, starts, bought)
+    assert c["prior_events"].tolist() == [0, 1, 2, 3, 0, 1]
+    assert c["prior_purchases"].tolist() == [0, 0, 1, 1, 0, 1]  # the second user's purchase is not the first's
+    assert c["prior_sessions"].tolist() == [0, 1, 1, 2, 0, 1]
+
+
+def test_history_counts_change_the_state_only_when_on():
+    x = _batch()
+    for name in ("prior_events", "prior_purchases", "prior_sessions"):
+        x[name] = torch.zeros_like(x["product"])
+    more = {**x, "prior_purchases": torch.full_like(x["product"], 40)}
+    torch.manual_seed(0)
+    on = SessionSignalsModel(_cfg(history_counts=True)).eval()
+    torch.manual_seed(0)
+    off = SessionSignalsModel(_cfg()).eval()
+    assert not torch.allclose(on.encode(x)[:2], on.encode(more)[:2])  # 40 earlier purchases move the state
+    assert torch.allclose(off.encode(x), off.encode(more))
+
+
 def test_score_products_matches_product_logits_with_evidence():
     m = SessionSignalsModel(_cfg(side_features=True, cooc_neighbours=4))
     src, dst = torch.randint(2, 20, (200,)), torch.randint(2, 20, (200,))
@@ -95,7 +122,7 @@ def test_leave_one_out_only_lowers_the_target():
 def test_parameter_count_with_the_new_parts():
     from training.memory_check import count_parameters
 
-    c = _cfg(side_features=True, cooc_neighbours=4, session_shape=True)
+    c = _cfg(side_features=True, cooc_neighbours=4, session_shape=True, history_counts=True)
     assert count_parameters(c) == sum(p.numel() for p in SessionSignalsModel(c).parameters())
 
 

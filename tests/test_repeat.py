@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
+from models.encoding import FEATURES
 from models.losses import full_softmax_loss, sampled_softmax_loss
 from models.network import ModelConfig, SessionSignalsModel
 
@@ -110,8 +111,7 @@ def test_training_step_with_the_mixture_reads_nothing_back_from_the_device(loss:
     module = SignalsModule(model_cfg, vars(TrainConfig(next_loss=loss, n_negatives=8))).to("meta")
     B, L = 2, 6
     batch = {k: torch.randint(2, 5, (B, L), device="meta") for k in
-             ("product", "category", "brand", "event_type", "price_bucket", "gap_bucket", "new_session",
-              "intent", "next_product", "next_category", "next_brand")}
+             (*FEATURES, "intent", "next_product", "next_category", "next_brand")}
     batch |= {"intent_index": torch.arange(4, device="meta"), "next_index": torch.arange(5, device="meta"),
               "churn_pos": torch.zeros(0, dtype=torch.long, device="meta")}
     out = module.train_loss(batch)

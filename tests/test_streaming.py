@@ -10,6 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
+from models.encoding import FEATURES
 from models.network import SessionSignalsModel
 from training.baselines.next_item import next_query_rows
 from training.config import TrainRunConfig
@@ -62,8 +63,7 @@ def streamed(ds) -> list[dict[str, torch.Tensor]]:
 
 def window_key(item: dict[str, torch.Tensor]) -> bytes:
     """A window's features and labels (row numbers are per partition, so they are left out)."""
-    names = ("product", "category", "brand", "event_type", "price_bucket", "gap_bucket", "new_session", "intent",
-             "next_product", "next_category", "next_brand", "churn_pos", "churn_gap", "churn_label")
+    names = (*FEATURES, "intent", "next_product", "next_category", "next_brand", "churn_pos", "churn_gap", "churn_label")
     return b"|".join(item[n].numpy().tobytes() for n in names)
 
 

@@ -102,6 +102,7 @@ def default_search_space() -> dict[str, ParamSpec]:
         "train.weight_decay": ParamSpec("float", low=1e-6, high=1e-2, log=True),
         "model.side_features": ParamSpec("categorical", choices=[True, False]),
         "model.session_shape": ParamSpec("categorical", choices=[True, False]),
+        "model.history_counts": ParamSpec("categorical", choices=[True, False]),
         "model.cooc_neighbours": ParamSpec("categorical", choices=[0, 16, 32]),
         "model.repeat": ParamSpec("categorical", choices=[True, False]),
         "model.history": ParamSpec("categorical", choices=[8, 49]),
