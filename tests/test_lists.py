@@ -16,7 +16,7 @@ from cli.main import main as signals
 from events.trends import compute_trends, read_trends, write_trends
 from models.bundle import load_bundle, load_list_arrays, save_bundle
 from models.complements import complement_table
-from models.customer_index import nearest, their_purchases
+from models.customer_index import nearest, search_layout, their_purchases
 from models.encoding import EventEncoder
 from models.network import ModelConfig, SessionSignalsModel
 from models.predictor import SignalPredictor
@@ -225,8 +225,8 @@ def test_the_index_holds_the_state_the_endpoint_computes_for_the_same_events(bun
 
 def test_nearest_customers_and_their_purchases_counted_by_similarity() -> None:
     index = np.array([[1, 0], [0.8, 0.6], [0, 1], [-1, 0]], dtype=np.float32)  # unit rows
-    rows, similarity = nearest(np.array([[2.0, 0.0]]), index, 3)
-    assert rows.tolist() == [[0, 1, 2]] and similarity[0] == pytest.approx([1.0, 0.8, 0.0])
+    rows, similarity = nearest(np.array([[2.0, 0.0], [0.0, -3.0]]), search_layout(index), 3)
+    assert rows.tolist() == [[0, 1, 2], [0, 3, 1]] and similarity[0] == pytest.approx([1.0, 0.8, 0.0])
     purchases = np.array([[5, 6, 0], [6, 0, 0], [7, 0, 0], [8, 0, 0]], dtype=np.int32)
     ids, scores = their_purchases(rows[0], similarity[0], purchases)
     assert ids.tolist() == [6, 5, 7] and scores.tolist() == pytest.approx([1.8, 1.0, 0.0])  # PAD never listed
