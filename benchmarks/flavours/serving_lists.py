@@ -1,7 +1,7 @@
 """What the lists by purpose cost the endpoint: the old answer and every list asked for, in the same run,
 against one server on the realistic bundle (benchmarks/serving/realistic_bundle.py, 50,000 products).
 
-    python -m benchmarks.flavours.serving_lists [--duration 20] [--users 1 32] [--rounds 3] [--products 50000]
+    python -m benchmarks.flavours.serving_lists [--duration 20] [--users 1 32] [--rounds 1] [--products 50000]
 
 The bundle gets list tables of the real shapes (20 complements per product, a price per product, a customer
 index of 20,000 buyers with 10 purchases each) and the
@@ -108,7 +108,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=int, default=20, help="seconds per concurrency level and variant")
     parser.add_argument("--users", type=int, nargs="+", default=[1, 32])
-    parser.add_argument("--rounds", type=int, default=3, help="locust rows per variant and concurrency, alternating")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="locust rows per variant and concurrency, alternating (3 for the README figures)")
     parser.add_argument("--products", type=int, default=50_000)
     parser.add_argument("--repeats", type=int, default=300, help="timed calls per in-process figure")
     parser.add_argument("--json", type=Path, help="write the figures here")
