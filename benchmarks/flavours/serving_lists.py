@@ -2,6 +2,7 @@
 against one server on the realistic bundle (benchmarks/serving/realistic_bundle.py, 50,000 products).
 
     python -m benchmarks.flavours.serving_lists [--duration 20] [--users 1 32] [--rounds 1] [--products 50000]
+    python -m benchmarks.flavours.serving_lists --per-list   # in process: what each list costs alone
 
 The bundle gets list tables of the real shapes (20 complements per product, a price per product, a customer
 index of 20,000 buyers with 10 purchases each) and the
@@ -96,6 +97,39 @@ def engine_ms(bundle: Path, trends: Path, variants: dict[str, list[dict]], repea
                    "engine_p99_ms": float(np.percentile(ms[names == name], 99))} for name in variants}
 
 
+def per_list_cpu_ms(bundle: Path, trends: Path, old: list[dict], batch: int, repeats: int) -> dict[str, float]:
+    """CPU ms per request (p50 over `repeats` batches, `time.thread_time`: what other jobs on the machine take
+    does not count) of the old answer, of each list asked for alone (k = 5) and of all six, batches of the
+    variants alternating in one engine."""
+    import time
+    from datetime import UTC, datetime
+
+    import torch
+
+    from serving.api_types import ModelIdentity, ShopperRequest
+    from serving.engine import SignalsEngine
+    from serving.segments import load_rules
+    from serving.settings import DEFAULT_SEGMENTS_CONFIG
+
+    torch.set_num_threads(1)
+    engine = SignalsEngine.from_bundle(bundle, ModelIdentity(name="bench", version=None, run_id=None),
+                                       load_rules(DEFAULT_SEGMENTS_CONFIG), trends)
+    variants = {"old answer": None, **{name: {name: 5} for name in LISTS}, "all six": LISTS}
+    requests = {name: [ShopperRequest.model_validate({**b, "lists": lists} if lists else b) for b in old]
+                for name, lists in variants.items()}
+    now = datetime.now(UTC)
+    ms: dict[str, list[float]] = {name: [] for name in variants}
+    for i in range(-1, repeats):  # round -1 warms up
+        for name, rs in requests.items():
+            shoppers = [rs[(i * batch + j) % len(rs)] for j in range(batch)]
+            start = time.thread_time()
+            for answer in engine.predict(shoppers, [now] * batch):
+                answer.model_dump_json()
+            if i >= 0:
+                ms[name].append((time.thread_time() - start) * 1e3 / batch)
+    return {name: float(np.median(v)) for name, v in ms.items()}
+
+
 def server_cpu_s(pid: int) -> float:
     """CPU seconds used so far by the server: its arbiter and every worker (user + system)."""
     import psutil
@@ -113,6 +147,8 @@ def main() -> None:
     parser.add_argument("--products", type=int, default=50_000)
     parser.add_argument("--repeats", type=int, default=300, help="timed calls per in-process figure")
     parser.add_argument("--json", type=Path, help="write the figures here")
+    parser.add_argument("--per-list", action="store_true",
+                        help="instead of the server: CPU per request of each list alone, batches of 1 and 16")
     args = parser.parse_args()
 
     from benchmarks.serving.realistic_bundle import build
@@ -135,6 +171,16 @@ def main() -> None:
         write_trends_for(bundle, tmp / "trends")
         _, encoder, _ = load_bundle(bundle)
         old = shopper_bodies(encoder, 512)
+        if args.per_list:
+            figures = {batch: per_list_cpu_ms(bundle, tmp / "trends", old, batch, max(args.repeats // batch, 20))
+                       for batch in (1, 16)}
+            print("| list (CPU ms per request) | batch 1 | batch 16 |\n|---|---:|---:|")
+            for name in figures[1]:  # the old answer's cost, then each variant's over it
+                cells = [f"{figures[b][name]:.2f}" if name == "old answer" else
+                         f"{figures[b][name] - figures[b]['old answer']:+.2f}" for b in (1, 16)]
+                print(f"| {name} | {' | '.join(cells)} |")
+            print(f"\nload average: {os.getloadavg()[0]:.2f}")
+            return
         variants = {"old answer": old, "all lists": [{**body, "lists": LISTS} for body in old]}
         results: dict = {"load_average": os.getloadavg(), "in_process": {}, "http": []}
         for name, bodies in variants.items():
