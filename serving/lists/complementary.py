@@ -3,8 +3,8 @@ bought last (its session's purchases): cart add-ons and post-purchase cross-sell
 
 The bundle's co-purchase table (`training/list_tables.py`, `models.complements`) holds each product's
 top complements; a basket's candidates are its products' rows summed (`models.complements.complements_of`).
-They depend on the basket's products alone, so the last CACHED_BASKETS baskets' are kept: carts of one or
-two popular products recur, and each is at most (basket size x 20) ids and scores.
+They depend on the basket's products alone, so the last CACHED_BASKETS small baskets' are kept: carts of one
+or two popular products recur.
 """
 from __future__ import annotations
 
@@ -18,6 +18,9 @@ from serving.product_groups import ProductGroups
 
 NO_TABLE = "the model's bundle has no co-purchase table (trained on streamed data, or before it existed)"
 CACHED_BASKETS = 4096
+CACHED_BASKET_SIZE = 8
+"""Baskets kept: the last 4,096 of at most 8 products (at most 160 candidates, 2 KB each: 8 MB in all); a
+larger basket (a request may send 1,000 events) is summed each time rather than fill the cache."""
 
 
 class Complementary:
@@ -49,7 +52,8 @@ class Complementary:
         known = self.catalogue.known_product_ids(basket)
         if not len(known):
             return *empty, "the model knows none of the cart's products"
-        ids, scores = self._summed(tuple(sorted(known.tolist())))  # one key per basket, whatever its order
+        key = tuple(sorted(known.tolist()))  # one key per basket, whatever its order
+        ids, scores = self._summed(key) if len(key) <= CACHED_BASKET_SIZE else self._complements_of(key)
         return ids, scores, None if len(ids) else "no co-purchases known for the cart's products"
 
     def _complements_of(self, basket: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
