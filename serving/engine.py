@@ -17,12 +17,13 @@ from models.uplift import uplift_of_states
 from models.vocab import N_RESERVED, UNK
 from models.bundle import load_list_arrays
 from serving.candidates import allowed_products
+from serving.lists.catalogue_items import CatalogueItems
 from serving.lists.maker import ListMaker, ListsAnswer
 from serving.product_groups import ProductGroups
 from serving.history import ShopperHistory
 from serving.top_k import Ranker
 from serving.request_encoding import encode_history
-from serving.api_types import (Affinity, Event, HistorySummary, Lists, ModelIdentity, ProductScore, ShopperRequest,
+from serving.api_types import (Affinity, Event, HistorySummary, Lists, ModelIdentity, ShopperRequest,
                              ShopperSignals)
 from serving.segments import SegmentRules, segments_for
 
@@ -50,7 +51,8 @@ class SignalsEngine:
         self.products = Ranker(predictor.popularity_scores)
         self.categories = Ranker(np.asarray(meta["category_prior"], dtype=np.float32))
         self.brands = Ranker(np.asarray(meta["brand_prior"], dtype=np.float32))
-        self.lists = ListMaker(predictor, self.catalogue, list_arrays or {}, trends)
+        self.items = CatalogueItems(self.catalogue)
+        self.lists = ListMaker(predictor, self.catalogue, self.items, list_arrays or {}, trends)
 
     @classmethod
     def from_bundle(cls, path: Path, identity: ModelIdentity, rules: SegmentRules,
@@ -86,7 +88,7 @@ class SignalsEngine:
             purchase_intent=float(scores.intent[i]),
             churn_risk=float(scores.churn[i]),
             uplift=lift[i],
-            products=self._products(products[i][0][:request.k], products[i][1][:request.k]),
+            products=self.items.items(products[i][0][:request.k], np.exp(products[i][1][:request.k])),
             categories=_affinities(*categories[i], self.catalogue.category_names),
             brands=_affinities(*brands[i], self.catalogue.brand_names),
             segments=segments_for(self.rules, history, moment, float(scores.intent[i]), float(scores.churn[i]),
@@ -98,13 +100,6 @@ class SignalsEngine:
             trends=lists[i].trends,
         ) for i, (request, history, moment) in enumerate(zip(requests, histories, as_of))]
         return ScoredBatch(signals, histories, scores.representation)
-
-    def _products(self, ids: np.ndarray, log_probs: np.ndarray) -> list[ProductScore]:
-        encoder, catalogue = self.predictor.encoder, self.catalogue
-        categories = catalogue.category_names[encoder.product_category[ids]]
-        brands = catalogue.brand_names[encoder.product_brand[ids]]
-        return [ProductScore(product_id=catalogue.product_names[i], score=float(np.exp(lp)), category=c, brand=b)
-                for i, lp, c, b in zip(ids, log_probs, categories, brands)]
 
     def warm_up(self) -> None:
         """Run every path once (empty history, a full window, filters, a batch) before reporting ready, so

@@ -16,7 +16,7 @@ from cli.main import main as signals
 from events.trends import compute_trends, read_trends, write_trends
 from models.bundle import load_bundle, load_list_arrays, save_bundle
 from models.complements import complement_table
-from models.customer_index import nearest, their_purchases
+from models.customer_index import nearest, search_layout, their_purchases, unit_rows
 from models.encoding import EventEncoder
 from models.network import ModelConfig, SessionSignalsModel
 from models.predictor import SignalPredictor
@@ -147,6 +147,31 @@ def test_filters_that_exclude_everything_give_an_empty_list_and_a_note(engine) -
     assert "recently_viewed: no viewed product left unbought" in answer.notes  # nothing viewed at all
 
 
+def test_named_lists_say_whether_the_filters_or_the_table_left_them_empty(engine, bundle, events, tmp_path) -> None:
+    viewed = [event(5, "view", "kettle"), event(4, "view", "cam1")]
+    answer = ask(engine, viewed, lists={"recently_viewed": 3, "trending": 3}, filters={"brands": ["no-such-brand"]})
+    assert answer.lists.recently_viewed == answer.lists.trending == []
+    assert "recently_viewed: the filters exclude every candidate" in answer.notes
+    assert "trending: the filters exclude every candidate" in answer.notes
+    before_anything = events["ts"].min() - pd.Timedelta(days=10)
+    write_trends(*compute_trends(events, days=1, as_of=before_anything), tmp_path)  # a table without a product
+    empty = SignalsEngine.from_bundle(bundle, ModelIdentity(name="t", version=None, run_id=None),
+                                      load_rules(DEFAULT_SEGMENTS_CONFIG), tmp_path)
+    assert ask(empty, viewed, lists={"trending": 3}).notes == [
+        "trending: shop-wide (no trends for the shopper's category or brand)", "trending: the trends table is empty"]
+
+
+def test_cached_rankings_are_not_changed_by_a_filtered_request(bundle, trends_dir) -> None:
+    def fresh() -> SignalsEngine:
+        return SignalsEngine.from_bundle(bundle, ModelIdentity(name="t", version=None, run_id=None),
+                                         load_rules(DEFAULT_SEGMENTS_CONFIG), trends_dir)
+
+    shopper, lists = [event(5, "view", "cam1"), event(4, "cart", "cam1")], {"similar": 5, "complementary": 5}
+    engine = fresh()
+    ask(engine, shopper, lists=lists, filters={"brands": ["generic"], "exclude_in_cart": True})
+    assert ask(engine, shopper, lists=lists).lists == ask(fresh(), shopper, lists=lists).lists
+
+
 def test_complementary_says_why_when_there_is_no_basket(engine) -> None:
     answer = ask(engine, [event(4, "view", "cam1")], lists={"complementary": 3})
     assert answer.lists.complementary == [] and answer.notes == ["complementary: nothing in the cart and nothing bought"]
@@ -225,11 +250,23 @@ def test_the_index_holds_the_state_the_endpoint_computes_for_the_same_events(bun
 
 def test_nearest_customers_and_their_purchases_counted_by_similarity() -> None:
     index = np.array([[1, 0], [0.8, 0.6], [0, 1], [-1, 0]], dtype=np.float32)  # unit rows
-    rows, similarity = nearest(np.array([[2.0, 0.0]]), index, 3)
-    assert rows.tolist() == [[0, 1, 2]] and similarity[0] == pytest.approx([1.0, 0.8, 0.0])
+    rows, similarity = nearest(np.array([[2.0, 0.0], [0.0, -3.0]]), search_layout(index), 3)
+    assert rows.tolist() == [[0, 1, 2], [0, 3, 1]] and similarity[0] == pytest.approx([1.0, 0.8, 0.0])
     purchases = np.array([[5, 6, 0], [6, 0, 0], [7, 0, 0], [8, 0, 0]], dtype=np.int32)
     ids, scores = their_purchases(rows[0], similarity[0], purchases)
     assert ids.tolist() == [6, 5, 7] and scores.tolist() == pytest.approx([1.8, 1.0, 0.0])  # PAD never listed
+
+
+def test_nearest_are_the_exact_best_by_cosine_ties_by_row() -> None:
+    rng = np.random.default_rng(0)
+    index = unit_rows(rng.standard_normal((2000, 16)))
+    index[1500] = index[700]  # a tie: the lower row first
+    queries = np.vstack([rng.standard_normal((7, 16)), index[700] * 3.0])  # (8, D)
+    rows, similarity = nearest(queries, search_layout(index), 50)
+    exact = unit_rows(queries) @ index.T  # (8, N)
+    order = np.lexsort((np.broadcast_to(np.arange(len(index)), exact.shape), -exact), axis=1)[:, :50]
+    assert (rows == order).all() and similarity == pytest.approx(np.take_along_axis(exact, order, 1), abs=1e-6)
+    assert rows[-1, :2].tolist() == [700, 1500]
 
 
 def test_people_like_you_lists_what_the_nearest_customers_bought(engine, events) -> None:

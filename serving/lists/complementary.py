@@ -3,8 +3,12 @@ bought last (its session's purchases): cart add-ons and post-purchase cross-sell
 
 The bundle's co-purchase table (`training/list_tables.py`, `models.complements`) holds each product's
 top complements; a basket's candidates are its products' rows summed (`models.complements.complements_of`).
+They depend on the basket's products alone, so the last CACHED_BASKETS small baskets' are kept: carts of one
+or two popular products recur.
 """
 from __future__ import annotations
+
+from functools import lru_cache
 
 import numpy as np
 
@@ -13,6 +17,10 @@ from serving.history import ShopperHistory
 from serving.product_groups import ProductGroups
 
 NO_TABLE = "the model's bundle has no co-purchase table (trained on streamed data, or before it existed)"
+CACHED_BASKETS = 4096
+CACHED_BASKET_SIZE = 8
+"""Baskets kept: the last 4,096 of at most 8 products (at most 160 candidates, 2 KB each: 8 MB in all); a
+larger basket (a request may send 1,000 events) is summed each time rather than fill the cache."""
 
 
 class Complementary:
@@ -20,6 +28,7 @@ class Complementary:
         self.ids = arrays.get("complement_ids")  # (P, M) int32, or None
         self.scores = arrays.get("complement_score")  # (P, M) float32
         self.catalogue = catalogue
+        self._summed = lru_cache(maxsize=CACHED_BASKETS)(self._complements_of)
 
     def basket(self, history: ShopperHistory) -> set[str]:
         """The products complements are sought for: the cart, else the latest purchase's session."""
@@ -43,5 +52,12 @@ class Complementary:
         known = self.catalogue.known_product_ids(basket)
         if not len(known):
             return *empty, "the model knows none of the cart's products"
-        ids, scores = complements_of(known, self.ids, self.scores)
+        key = tuple(sorted(known.tolist()))  # one key per basket, whatever its order
+        ids, scores = self._summed(key) if len(key) <= CACHED_BASKET_SIZE else self._complements_of(key)
         return ids, scores, None if len(ids) else "no co-purchases known for the cart's products"
+
+    def _complements_of(self, basket: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+        """`complements_of` a basket given as ascending ids (hashable), its arrays read-only (they are cached)."""
+        ids, scores = complements_of(np.array(basket, dtype=np.int64), self.ids, self.scores)
+        ids.flags.writeable = scores.flags.writeable = False
+        return ids, scores

@@ -6,7 +6,7 @@ their own fields (serving/lists/named_filter.py). An empty list comes with a not
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,6 +15,7 @@ import numpy as np
 from models.predictor import SignalPredictor
 from serving.api_types import ListItem, Lists, ShopperRequest, TrendsIdentity
 from serving.history import ShopperHistory
+from serving.lists.catalogue_items import CatalogueItems
 from serving.lists.complementary import Complementary
 from serving.lists.named_filter import NamedProduct, allows
 from serving.lists.people_like_you import PeopleLikeYou
@@ -35,9 +36,9 @@ class ListsAnswer:
 
 
 class ListMaker:
-    def __init__(self, predictor: SignalPredictor, catalogue: ProductGroups, arrays: dict[str, np.ndarray],
-                 trends: Path | None):
-        self.catalogue = catalogue
+    def __init__(self, predictor: SignalPredictor, catalogue: ProductGroups, items: CatalogueItems,
+                 arrays: dict[str, np.ndarray], trends: Path | None):
+        self.items = items
         self.complementary = Complementary(arrays, catalogue)
         self.similar = Similar(predictor.product_table, catalogue, arrays.get("product_price"))
         self.people_like_you = PeopleLikeYou(arrays)
@@ -64,7 +65,7 @@ class ListMaker:
 
         if asked.next:
             ids, log_probs = ranked_next
-            out["next"] = self._catalogue_items(ids[:asked.next], np.exp(log_probs[:asked.next]))
+            out["next"] = self.items.items(ids[:asked.next], np.exp(log_probs[:asked.next]))
             if not out["next"]:
                 note("next", FILTERED_OUT)
         if asked.complementary:
@@ -87,22 +88,22 @@ class ListMaker:
                 note("trending", self.trends.missing_reason)
             else:
                 items, fallback = table.candidates(history)
-                out["trending"] = _named_items(items, request, history, asked.trending)
+                out["trending"], any_item = _named_items(items, request, history, asked.trending)
                 answer.trends = table.identity
                 if fallback:
                     note("trending", fallback)
                 if not out["trending"]:
-                    note("trending", FILTERED_OUT if items else "the trends table is empty")
+                    note("trending", FILTERED_OUT if any_item else "the trends table is empty")
         if asked.people_like_you:
             ids, scores, reason = alike
             out["people_like_you"] = self._best_allowed(ids, scores, allowed, asked.people_like_you)
             if not out["people_like_you"]:
                 note("people_like_you", reason or FILTERED_OUT)
         if asked.recently_viewed:
-            viewed = recently_viewed(history)
-            out["recently_viewed"] = _named_items(viewed, request, history, asked.recently_viewed, score=False)
+            out["recently_viewed"], any_item = _named_items(recently_viewed(history), request, history,
+                                                            asked.recently_viewed, score=False)
             if not out["recently_viewed"]:
-                note("recently_viewed", FILTERED_OUT if viewed else "no viewed product left unbought")
+                note("recently_viewed", FILTERED_OUT if any_item else "no viewed product left unbought")
         answer.lists = Lists.model_construct(**out)
         return answer
 
@@ -111,22 +112,19 @@ class ListMaker:
         if allowed is not None:
             keep = allowed[ids]
             ids, scores = ids[keep], scores[keep]
-        return self._catalogue_items(ids[:k], scores[:k])
-
-    def _catalogue_items(self, ids: np.ndarray, scores: np.ndarray) -> list[ListItem]:
-        c, encoder = self.catalogue, self.catalogue.encoder
-        return [ListItem(product_id=c.product_names[i], score=float(s), category=c.category_names[ci],
-                         brand=c.brand_names[bi])
-                for i, s, ci, bi in zip(ids, scores, encoder.product_category[ids], encoder.product_brand[ids])]
+        return self.items.items(ids[:k], scores[:k])
 
 
-def _named_items(items: list[NamedProduct], request: ShopperRequest, history: ShopperHistory, k: int,
-                 score: bool = True) -> list[ListItem]:
+def _named_items(items: Iterable[NamedProduct], request: ShopperRequest, history: ShopperHistory, k: int,
+                 score: bool = True) -> tuple[list[ListItem], bool]:
+    """The first k items the filters allow, and whether there was any item at all (for the note)."""
     out: list[ListItem] = []
+    any_item = False
     for item in items:
+        any_item = True
         if allows(request.filters, history, item):
             out.append(ListItem(product_id=item.product_id, score=item.score if score else None,
                                 category=item.category, brand=item.brand))
             if len(out) == k:
                 break
-    return out
+    return out, any_item

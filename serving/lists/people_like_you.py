@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from models.customer_index import NEIGHBOURS, nearest, their_purchases
+from models.customer_index import NEIGHBOURS, nearest, search_layout, their_purchases
 
 NO_INDEX = "the model's bundle has no customer index (trained on streamed data, or before it existed)"
 NO_HISTORY = "no events: no representation to compare with other customers"
@@ -20,19 +20,20 @@ NO_HISTORY = "no events: no representation to compare with other customers"
 class PeopleLikeYou:
     def __init__(self, arrays: dict[str, np.ndarray], neighbours: int = NEIGHBOURS):
         self.neighbours = neighbours
-        self.vectors = arrays.get("customer_vectors")  # (N, D) unit rows, or None
+        vectors = arrays.get("customer_vectors")  # (N, D) unit rows, or None
+        self.columns = None if vectors is None or not len(vectors) else search_layout(vectors)  # (D, N)
         self.purchases = arrays.get("customer_purchases")  # (N, R) product ids, PAD-padded
 
     def candidates(self, representation: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, str | None]]:
         """representation (b, D), NaN rows for empty histories -> per row (c,) ids and (c,) scores best
         first, or empty with the reason."""
         empty = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-        if self.vectors is None or not len(self.vectors):
+        if self.columns is None:
             return [(*empty, NO_INDEX)] * len(representation)
         known = ~np.isnan(representation).any(axis=1)  # (b,)
         out: list[tuple[np.ndarray, np.ndarray, str | None]] = [(*empty, NO_HISTORY)] * len(representation)
         if known.any():
-            rows, similarity = nearest(representation[known], self.vectors, self.neighbours)  # (k, n) each
+            rows, similarity = nearest(representation[known], self.columns, self.neighbours)  # (k, n) each
             for i, r, s in zip(np.flatnonzero(known), rows, similarity):
                 ids, scores = their_purchases(r, s, self.purchases)
                 out[i] = (ids, scores, None if len(ids) else "the nearest customers bought nothing the model knows")

@@ -7,8 +7,13 @@ request would cost more than the model's forward pass at 50,000 products (measur
 benchmarks/README.md). The vectors are normalised and the groups built once at load. The anchor is the
 latest viewed product the model knows; one whose category and brand are both unknown is compared with the
 whole catalogue.
+
+An anchor's ranking depends on nothing else, so the last CACHED_ANCHORS rankings are kept: views follow
+popularity, and most requests find their anchor's ranking made (the filters apply after, per request).
 """
 from __future__ import annotations
+
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -22,6 +27,11 @@ SAME_BRAND = 0.2
 SAME_PRICE_BAND = 0.2
 PRICE_BAND = 1.5
 """Prices within this factor of the anchor's are one band (both known: the bundle's median prices)."""
+CACHED_ANCHORS = 4096
+CACHED_CANDIDATES = 1000
+"""Rankings kept: the last 4,096 anchors' of at most 1,000 candidates (12 bytes each), at most 50 MB; at
+50,000 products of 1,000 categories and 2,000 brands a ranking is ~75 candidates. Larger ones (an anchor of
+no known kind is ranked against the whole catalogue) are computed each time."""
 
 
 class Similar:
@@ -33,6 +43,11 @@ class Similar:
         self.log_price = np.log(price) if price is not None else np.full(catalogue.n_products, np.nan)  # (P,)
         self.catalogue = catalogue
         self.everything = np.arange(N_RESERVED, catalogue.n_products)
+        self._cached = lru_cache(maxsize=CACHED_ANCHORS)(self._ranked)
+        sizes = np.array([len(g) for g in catalogue.products_of_category])[self.category] + \
+            np.array([len(g) for g in catalogue.products_of_brand])[self.brand]  # (P,) at most the candidates
+        sizes[(self.category < N_RESERVED) & (self.brand < N_RESERVED)] = catalogue.n_products
+        self.cacheable = sizes <= CACHED_CANDIDATES  # (P,)
 
     def anchor(self, history: ShopperHistory) -> int | None:
         for event in reversed(history.events):
@@ -43,11 +58,17 @@ class Similar:
         return None
 
     def candidates(self, anchor: int) -> tuple[np.ndarray, np.ndarray]:
-        """(c,) ids and (c,) scores, best first (ties by id); the anchor itself is never its own neighbour."""
+        """(c,) ids and (c,) scores, best first (ties by id), read-only (they may be cached); the anchor itself
+        is never its own neighbour."""
+        return self._cached(anchor) if self.cacheable[anchor] else self._ranked(anchor)
+
+    def _ranked(self, anchor: int) -> tuple[np.ndarray, np.ndarray]:
         category, brand = self.category[anchor], self.brand[anchor]
         groups = [self.catalogue.products_of_category[category]] if category >= N_RESERVED else []
-        groups += [self.catalogue.products_of_brand[brand]] if brand >= N_RESERVED else []
-        ids = np.unique(np.concatenate(groups)) if groups else self.everything  # an unknown kind: all
+        if brand >= N_RESERVED:
+            of_brand = self.catalogue.products_of_brand[brand]
+            groups.append(of_brand[self.category[of_brand] != category] if groups else of_brand)  # no one twice
+        ids = np.concatenate(groups) if groups else self.everything  # an unknown kind: all
         ids = ids[ids != anchor]
         score = self.vectors[ids] @ self.vectors[anchor]  # (c,)
         if category >= N_RESERVED:  # an unknown category is no kind
@@ -57,4 +78,6 @@ class Similar:
         with np.errstate(invalid="ignore"):  # unknown prices: no band
             score += SAME_PRICE_BAND * (np.abs(self.log_price[ids] - self.log_price[anchor]) <= np.log(PRICE_BAND))
         order = np.lexsort((ids, -score))
-        return ids[order], score[order].astype(np.float32)
+        ids, score = ids[order], score[order].astype(np.float32)
+        ids.flags.writeable = score.flags.writeable = False
+        return ids, score

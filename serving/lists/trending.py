@@ -4,7 +4,8 @@ shop's own best when the table has neither.
 
 The table (events/trends.py, written by `signals trends`) is watched, not loaded per request: its
 modification time is looked at most once a second, and a newer table replaces the old one whole, without
-a restart. Every answer with `trending` names the table's as-of.
+a restart. Every answer with `trending` names the table's as-of. A shopper's candidates are yielded one by
+one: the caller stops at its k after the filters, long before the end of the two lists.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import os
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from itertools import chain, zip_longest
 from pathlib import Path
 
@@ -44,7 +46,7 @@ class TrendsTable:
             items.setdefault((scope, key), []).append(NamedProduct(product, category, brand, price, float(score)))
         return cls(items, info)
 
-    def candidates(self, history: ShopperHistory) -> tuple[list[NamedProduct], str | None]:
+    def candidates(self, history: ShopperHistory) -> tuple[Iterator[NamedProduct], str | None]:
         """The category's and the top brand's products in turn, de-duplicated; the shop's if neither has any."""
         category = next((e.category for e in reversed(history.events) if e.category is not None), None)
         brand = top_brand(history)
@@ -53,22 +55,25 @@ class TrendsTable:
         note = None
         if not any(lists):
             lists, note = [self.items.get(("shop", ""), [])], "shop-wide (no trends for the shopper's category or brand)"
-        seen: set[str] = set()
-        out = []
-        for item in chain.from_iterable(zip_longest(*lists)):
-            if item is not None and item.product_id not in seen:
-                seen.add(item.product_id)
-                out.append(item)
-        return out, note
+        return _distinct(chain.from_iterable(zip_longest(*lists))), note
+
+
+def _distinct(items: Iterator[NamedProduct | None]) -> Iterator[NamedProduct]:
+    seen: set[str] = set()
+    for item in items:
+        if item is not None and item.product_id not in seen:
+            seen.add(item.product_id)
+            yield item
 
 
 def top_brand(history: ShopperHistory) -> str | None:
     """The brand of most of the request's events; ties go to the most recent."""
-    counts = Counter(e.brand for e in history.events if e.brand is not None)
-    if not counts:
+    brands = [e.brand for e in history.events if e.brand is not None]
+    if not brands:
         return None
+    counts = Counter(brands)  # counted in C from a list; a generator would feed it one Python step at a time
     best = max(counts.values())
-    return next(e.brand for e in reversed(history.events) if e.brand is not None and counts[e.brand] == best)
+    return next(b for b in reversed(brands) if counts[b] == best)
 
 
 class WatchedTrends:
