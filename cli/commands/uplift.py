@@ -3,7 +3,8 @@
 A message or discount was sent at random to a share of shoppers mid-session (`signals simulate ...
 treatment.enabled=true` writes such a shop: treatments.parquet, and the true uplift in oracle_uplift.parquet).
 The model's frozen encoder reads every decision point; each uplift design of models/uplift.py is fitted on
-the decision points of the model's training split and the one with the best validation Qini is kept. On the
+the decision points of the model's training split and the one with the best validation transformed-outcome
+MSE (select_on=tau_mse; or select_on=qini) is kept. On the
 test points it is compared with random targeting, "target the highest intent", a LightGBM T-learner on
 session features and (simulated data) the oracle, by the Qini coefficient (95% bootstrap interval), AUUC and
 uplift in the top 10%. The split is the model's own (its meta.json), so test points were never inputs of its
@@ -34,7 +35,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.usage = "signals uplift DATA [key=value ...] --out DIR [--model MODEL] [--model-name NAME] [--tracking-uri URI]"
     p.add_argument("inputs", nargs="+", metavar="DATA [key=value]",
                    help="a folder with events.parquet and treatments.parquet (and, simulated, oracle_uplift.parquet), "
-                        "then overrides: designs=[two_heads,shift] seed=0 fit.max_epochs=100 fit.patience=10 fit.lr=0.003 "
+                        "then overrides: designs=[two_heads,shift] select_on=tau_mse (or qini) seed=0 fit.max_epochs=100 fit.patience=10 fit.lr=0.003 "
                         "fit.weight_decay=0.0001 fit.effect_weight_decay=0.01 fit.batch_size=512")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
     p.add_argument("--model", default="champion", help="the trained model: registry alias, version number or bundle "
@@ -51,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     from events.config_io import load_config
     from events.errors import UserFacingError
     from models.uplift import UPLIFT_DESIGNS
-    from training.uplift import UpliftRunConfig, fit_uplift, table
+    from training.uplift import SELECTION_CRITERIA, UpliftRunConfig, fit_uplift, table
     from training.uplift_tracking import log_uplift
 
     data, *overrides = args.inputs
@@ -59,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
     unknown = [d for d in cfg.designs if d not in UPLIFT_DESIGNS]
     if unknown or not cfg.designs:
         raise UserFacingError(f"designs: {unknown or '[]'} not among {', '.join(UPLIFT_DESIGNS)}")
+    if cfg.select_on not in SELECTION_CRITERIA:
+        raise UserFacingError(f"select_on: {cfg.select_on!r} is not one of {', '.join(SELECTION_CRITERIA)}")
     out = Path(args.out)
     with tempfile.TemporaryDirectory(prefix="signals-uplift-") as tmp:
         bundle, identity = fetch_model(args.model, args.model_name, args.tracking_uri or "", Path(tmp))
