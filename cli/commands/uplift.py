@@ -3,8 +3,11 @@
 A message or discount was sent at random to a share of shoppers mid-session (`signals simulate ...
 treatment.enabled=true` writes such a shop: treatments.parquet, and the true uplift in oracle_uplift.parquet).
 The model's frozen encoder reads every decision point; each uplift design of models/uplift.py is fitted on
-the decision points of the model's training split and the one with the best validation transformed-outcome
-MSE (select_on=tau_mse; or select_on=qini) is kept. On the
+the decision points of the model's training split, once on that state and once on a copy of the encoder
+taught the baseline's session features (recency, earlier sessions and purchases, cart ...; candidates
+DESIGN_taught; fine_tune.enabled=false skips it), and the one with the best validation transformed-outcome
+MSE (select_on=tau_mse; or select_on=qini) is kept. A taught encoder moves the other signals a little: the
+results say by how much (fine_tune). On the
 test points it is compared with random targeting, "target the highest intent", a LightGBM T-learner on
 session features and (simulated data) the oracle, by the Qini coefficient (95% bootstrap interval), AUUC and
 uplift in the top 10%. The split is the model's own (its meta.json), so test points were never inputs of its
@@ -41,7 +44,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("inputs", nargs="+", metavar="DATA [key=value]",
                    help="a folder with events.parquet and treatments.parquet (and, simulated, oracle_uplift.parquet), "
                         "then overrides: designs=[two_heads,shift] select_on=tau_mse (or qini) seed=0 fit.max_epochs=100 fit.patience=10 fit.lr=0.003 "
-                        "fit.weight_decay=0.0001 fit.effect_weight_decay=0.01 fit.batch_size=512")
+                        "fit.weight_decay=0.0001 fit.effect_weight_decay=0.01 fit.batch_size=512 fine_tune.enabled=true "
+                        "fine_tune.max_epochs=6 fine_tune.lr=0.001 fine_tune.anchor_weight=1.0")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
     p.add_argument("--model", default="champion", help="the trained model: registry alias, version number or bundle "
                    "folder (default champion); it must have been trained on DATA's events (its split is used)")
