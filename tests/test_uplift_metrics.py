@@ -59,3 +59,4 @@ def test_the_transformed_outcome_mse_ranks_scores_by_their_error_against_the_tru
         gap = np.mean((scores[name] - tau) ** 2)
         assert mse[name] - mse["truth"] == pytest.approx(gap, rel=0.35), name  # about 3 sd of its noise
     assert np.isnan(transformed_outcome_mse(tau[:3], np.ones(3, dtype=bool), outcome[:3]))  # one arm: undefined
+
