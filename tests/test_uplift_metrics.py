@@ -4,7 +4,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from training.uplift_metrics import observed_metrics, qini_curve, true_metrics
+from training.uplift_metrics import (
+    observed_metrics,
+    qini_curve,
+    transformed_outcome_mse,
+    true_metrics,
+)
 
 
 def test_qini_curve_by_hand() -> None:
@@ -38,3 +43,20 @@ def test_a_constant_score_is_random_targeting() -> None:
     tau = rng.normal(0.0, 0.1, 5000)
     assert abs(true_metrics(np.zeros(5000), tau)["true_qini"]) < 0.003
     assert true_metrics(np.zeros(3), np.array([0.1, np.nan, 0.2])) == {}  # no oracle for every point: none
+
+
+def test_the_transformed_outcome_mse_ranks_scores_by_their_error_against_the_true_uplift() -> None:
+    """Its differences between scores estimate their differences in MSE against tau: no oracle needed."""
+    rng = np.random.default_rng(2)
+    n = 500_000
+    tau = rng.choice([-0.05, 0.0, 0.1], n)
+    treated = rng.random(n) < 0.4
+    outcome = (rng.random(n) < 0.2 + treated * tau).astype(int)
+    scores = {"truth": tau, "half": tau / 2, "constant": np.full(n, tau.mean()), "reversed": -tau}
+    mse = {name: transformed_outcome_mse(s, treated, outcome) for name, s in scores.items()}
+    assert mse["truth"] < mse["half"] < mse["constant"] < mse["reversed"]
+    for name in ("half", "constant", "reversed"):
+        gap = np.mean((scores[name] - tau) ** 2)
+        assert mse[name] - mse["truth"] == pytest.approx(gap, rel=0.35), name  # about 3 sd of its noise
+    assert np.isnan(transformed_outcome_mse(tau[:3], np.ones(3, dtype=bool), outcome[:3]))  # one arm: undefined
+

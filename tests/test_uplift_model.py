@@ -27,7 +27,9 @@ from serving.engine import SignalsEngine
 from serving.segments import load_rules
 from serving.settings import DEFAULT_SEGMENTS_CONFIG
 from tests.factories import random_events
-from training.uplift_data import encode_at
+from training.baselines.intent import intent_features
+from training.uplift_data import encode_at, states_of, windows_at
+from training.uplift_finetune import FineTuneConfig, feature_targets, teach_features
 from training.uplift_fit import UpliftFitConfig, fit_head, predicted_uplift
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
@@ -152,3 +154,25 @@ def test_a_model_trained_on_other_data_is_refused(tmp_path, events) -> None:
     check_same_data(tmp_path, {"dataset": "shop", "dataset_key": key, "split": split})
     with pytest.raises(UserFacingError, match="trained on other data"):
         check_same_data(tmp_path, {"dataset": "shop", "dataset_key": "0123", "split": split})
+
+
+def test_teaching_the_encoder_makes_its_state_carry_the_session_features(events: pd.DataFrame) -> None:
+    model, encoder, _ = tiny_model(events)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    rows = np.arange(len(events))
+    windows = windows_at(events, rows, model, encoder)
+    train, val = rows[rows % 4 != 0], rows[rows % 4 == 0]
+    targets = feature_targets(intent_features(events)[["recency_s", "prev_sessions", "cart_adds"]], train)
+    taught, epochs = teach_features(model, windows, targets, train, val, FineTuneConfig(max_epochs=15, patience=15, lr=1e-2, batch_size=64, anchor_weight=0.01),
+                                    seed=0)
+
+    def probe_error(net: SessionSignalsModel) -> float:
+        """Validation error of a least-squares probe from the state to the targets, fitted on the training rows."""
+        state = torch.cat([states_of(net, windows)[0], torch.ones(len(rows), 1)], 1)
+        weights = torch.linalg.lstsq(state[train], targets[train]).solution
+        return float(((state[val] @ weights - targets[val]) ** 2).mean())
+
+    assert epochs > 0 and probe_error(taught) < 0.7 * probe_error(model)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # the original is left alone
+    heads = [k for k in before if k.startswith(("intent_head", "churn_head", "category_head", "brand_head"))]
+    assert heads and all(torch.equal(before[k], taught.state_dict()[k]) for k in heads)  # only the encoder moved

@@ -71,6 +71,44 @@ def test_the_effect_is_heterogeneous_and_puts_some_off(points: pd.DataFrame) -> 
     assert points.uplift.std() > points.uplift.mean()  # targeting matters
 
 
+@pytest.fixture(scope="module")
+def seen(treated: Path, points: pd.DataFrame) -> pd.DataFrame:
+    """Each decision point with what the shop's own events show there: hours since the previous session
+    ended, earlier sessions and purchases, items in the cart."""
+    events = pd.read_parquet(treated / "events.parquet").sort_values(["user_id", "ts"], kind="stable")
+    events["step"] = events.groupby("session_id", sort=False).cumcount()
+    sessions = events.groupby("session_id", sort=False).agg(
+        user_id=("user_id", "first"), start=("ts", "min"), end=("ts", "max"),
+        bought=("event_type", lambda t: (t == "purchase").any())).sort_values(["user_id", "start"])
+    by_user = sessions.groupby("user_id")
+    sessions["gap_h"] = (sessions.start - by_user.end.shift()).dt.total_seconds() / 3600
+    sessions["earlier_sessions"] = by_user.cumcount()
+    sessions["earlier_purchases"] = by_user.bought.cumsum() - sessions.bought
+    change = events.event_type.map({"cart": 1, "remove_from_cart": -1}).fillna(0)
+    events["cart"] = change.groupby(events.session_id).cumsum()
+    frame = points.merge(events[["session_id", "step", "cart"]], on=["session_id", "step"], validate="one_to_one")
+    return frame.join(sessions[["gap_h", "earlier_sessions", "earlier_purchases"]], on="session_id")
+
+
+def test_each_group_follows_what_the_shop_can_see(seen: pd.DataFrame) -> None:
+    """The documented rule (events/simulator/treatment.py, default knobs), read back from the events alone."""
+    back_soon = seen.gap_h < 1.5
+    expected = np.select(
+        [back_soon, seen.earlier_purchases >= 1, (seen.cart == 0) & (seen.earlier_sessions >= 6)],
+        ["do_not_disturb", "sure_thing", "lost_cause"], "persuadable")
+    assert (seen.group.to_numpy() == expected).all()
+    assert set(seen.group) == {"persuadable", "sure_thing", "lost_cause", "do_not_disturb"}
+
+
+def test_the_groups_uplift_signs(seen: pd.DataFrame) -> None:
+    uplift = seen.groupby("group").uplift
+    assert (uplift.max()[["sure_thing", "lost_cause"]].abs() < 1e-12).all()  # they buy, or not, regardless
+    assert uplift.max()["do_not_disturb"] < 0 < uplift.mean()["persuadable"]
+    persuadable = seen[seen.group == "persuadable"]
+    hesitating = persuadable.cart > 0  # an item in the cart: the message tips the balance
+    assert persuadable[hesitating].uplift.mean() > 2 * persuadable[~hesitating].uplift.mean()
+
+
 def test_bad_treatment_settings_name_the_key() -> None:
     with pytest.raises(UserFacingError, match="treatment.share"):
         load_simulator_config(None, ["treatment.share=1.0"])

@@ -32,12 +32,32 @@ ENCODE_CHUNK = 2048
 
 
 @dataclass
+class Windows:
+    """The model's input windows ending at given rows: each user's last max_len events up to the row."""
+
+    encoded: dict[str, np.ndarray]  # every event's integer features (EventEncoder.encode)
+    start: np.ndarray  # (N,) first row of each window
+    length: np.ndarray  # (N,) its number of events; the row itself is the last
+    max_len: int
+
+    def batch(self, index: np.ndarray) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """Windows `index` as right-padded (b, L) tensors, as every window is, and (b,) their last position."""
+        s, n = self.start[index], self.length[index]
+        rows = s[:, None] + np.arange(self.max_len)[None, :]  # (b, L)
+        valid = np.arange(self.max_len)[None, :] < n[:, None]
+        size = len(next(iter(self.encoded.values())))
+        return ({name: torch.from_numpy(np.where(valid, self.encoded[name][np.minimum(rows, size - 1)], 0))
+                 for name in FEATURES}, torch.from_numpy(n - 1))
+
+
+@dataclass
 class DecisionPoints:
     points: pd.DataFrame  # one row per decision point: row (in `events`), user_id, session_id, step, treated,
     #                       purchased, split, and from the oracle (NaN without one) true_uplift, p_control
     events: pd.DataFrame  # canonical events sorted by user then time, with `step` (index within the session)
     state: torch.Tensor  # (N, D) encoder state after the decision event
     intent_logit: torch.Tensor  # (N,) the intent head's logit there
+    windows: Windows  # the input windows ending at each decision event (for fine-tuning the encoder)
 
     def rows(self, split: int) -> np.ndarray:
         return np.flatnonzero(self.points["split"].to_numpy() == split)
@@ -104,30 +124,36 @@ def decision_points(folder: Path, model: SessionSignalsModel, encoder: EventEnco
     points["purchased"] = purchased[row].astype(np.int8)
     points["split"] = split_of_interval(first[row], last[row], dates)
     points = points[points["split"] != NO_SPLIT].reset_index(drop=True)
-    state, intent = encode_at(events, points["row"].to_numpy(), model, encoder)
-    return DecisionPoints(points, events, state, intent)
+    windows = windows_at(events, points["row"].to_numpy(), model, encoder)
+    state, intent = states_of(model, windows)
+    return DecisionPoints(points, events, state, intent, windows)
 
 
-@torch.inference_mode()
-def encode_at(events: pd.DataFrame, rows: np.ndarray, model: SessionSignalsModel,
-              encoder: EventEncoder) -> tuple[torch.Tensor, torch.Tensor]:
-    """The encoder's state after each of `rows`, reading that user's last max_len events up to it."""
-    encoded = encoder.encode(events)
-    window = model.cfg.max_len
+def windows_at(events: pd.DataFrame, rows: np.ndarray, model: SessionSignalsModel, encoder: EventEncoder) -> Windows:
+    """The windows after each of `rows` (events sorted by user, then time)."""
     user = events["user_id"].to_numpy()
     user_start = np.flatnonzero(np.r_[True, user[1:] != user[:-1]])
     first_row = user_start[np.searchsorted(user_start, rows, side="right") - 1]
-    start = np.maximum(first_row, rows - window + 1)
-    length = rows - start + 1
-    states, logits = [], []
-    for lo in range(0, len(rows), ENCODE_CHUNK):
-        s, n = start[lo:lo + ENCODE_CHUNK], length[lo:lo + ENCODE_CHUNK]
-        index = s[:, None] + np.arange(window)[None, :]  # (b, L)
-        valid = np.arange(window)[None, :] < n[:, None]  # right-padded, as every window is
-        batch = {name: torch.from_numpy(np.where(valid, encoded[name][np.minimum(index, len(events) - 1)], 0))
-                 for name in FEATURES}
-        h = model.encode(batch)[torch.arange(len(s)), torch.from_numpy(n - 1)]  # (b, D)
-        states.append(h)
-        logits.append(model.intent_logit(h))
-    d = model.cfg.d_model
-    return (torch.cat(states) if states else torch.zeros(0, d)), (torch.cat(logits) if logits else torch.zeros(0))
+    start = np.maximum(first_row, rows - model.cfg.max_len + 1)
+    return Windows(encoder.encode(events), start, rows - start + 1, model.cfg.max_len)
+
+
+def state_at(model: SessionSignalsModel, windows: Windows, index: np.ndarray) -> torch.Tensor:
+    """(b, D) the encoder's state after the last event of windows `index` (with gradients when enabled)."""
+    batch, last = windows.batch(index)
+    return model.encode(batch)[torch.arange(len(index)), last]
+
+
+@torch.inference_mode()
+def states_of(model: SessionSignalsModel, windows: Windows) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, D) the encoder's state after every window, (N,) the intent logit there."""
+    n = len(windows.start)
+    states = [state_at(model, windows, np.arange(lo, min(lo + ENCODE_CHUNK, n))) for lo in range(0, n, ENCODE_CHUNK)]
+    state = torch.cat(states) if states else torch.zeros(0, model.cfg.d_model)
+    return state, model.intent_logit(state)
+
+
+def encode_at(events: pd.DataFrame, rows: np.ndarray, model: SessionSignalsModel,
+              encoder: EventEncoder) -> tuple[torch.Tensor, torch.Tensor]:
+    """The encoder's state after each of `rows`, reading that user's last max_len events up to it."""
+    return states_of(model, windows_at(events, rows, model, encoder))

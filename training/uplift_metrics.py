@@ -10,6 +10,10 @@ count among the top k, and Y_C(k), N_C(k) the control ones:
   uplift@10%         ybar_T - ybar_C among the top 10%
 With the oracle's true uplift tau (simulated data), the same quantities without outcome noise: Q(k) is the
 sum of tau over the top k ("true" Qini; uplift@10% the mean tau there).
+Transformed-outcome MSE (for choosing between models, lower is better): with e the treated share,
+Z = Y (W - e) / (e (1 - e)) has E[Z | x] = tau(x) under randomisation, so mean (Z - score)^2 is the MSE of
+the score against the true uplift plus a constant that does not depend on the score. Unlike the Qini it
+reads every point's score, not only their order, and does not hinge on a few points near the top.
 """
 from __future__ import annotations
 
@@ -69,3 +73,12 @@ def bootstrap_qini(score: np.ndarray, treated: np.ndarray, outcome: np.ndarray, 
     draws for every method, so their intervals are comparable)."""
     values = [observed_metrics(score[d], treated[d], outcome[d], seed)["qini"] for d in draws]
     return float(np.nanpercentile(values, 2.5)), float(np.nanpercentile(values, 97.5))
+
+
+def transformed_outcome_mse(score: np.ndarray, treated: np.ndarray, outcome: np.ndarray) -> float:
+    """mean (Z - score)^2, Z the transformed outcome; NaN without both arms."""
+    share = float(np.mean(treated)) if len(treated) else float("nan")
+    if not 0 < share < 1:
+        return float("nan")
+    z = outcome * (treated.astype(np.float64) - share) / (share * (1 - share))
+    return float(np.mean((z - score) ** 2))

@@ -17,7 +17,7 @@ written to --out:
   simulation.json         the config used and a summary (events, users, sessions, rates)
   with treatment.enabled=true also (a message sent at random mid-session; events/simulator/treatment.py):
   treatments.parquet      user_id, session_id, step, ts, treated: the randomised assignment at each decision point
-  oracle_uplift.parquet   session_id, step, p_control, p_treated, uplift, do_not_disturb: the true effect there
+  oracle_uplift.parquet   session_id, step, p_control, p_treated, uplift, do_not_disturb, group: the true effect there
   with complements.main_share=0.3 (say) also (accessories bought after a main item; events/simulator/complements.py):
   complements.parquet     main_product, accessory_product, strength: the true complementary relations
 The oracles condition on the simulator's full state (latent traits included): an upper bound for models.

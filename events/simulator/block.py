@@ -113,8 +113,7 @@ def simulate_block(index: int, first_user: int, n_users: int, catalogue: Catalog
     if treatments is not None:
         decisions = treatments.decisions()
         tables.treatments, tables.uplift = treatment_tables(
-            decisions, treatments.do_not_disturb, uids, session_ids(uid_strings, decisions.user, decisions.number),
-            start_us)
+            decisions, uids, session_ids(uid_strings, decisions.user, decisions.number), start_us)
         row_user["treatments"] = row_user["uplift"] = decisions.user
     return Block(
         tables=tables, row_user=row_user,

@@ -17,17 +17,24 @@ class TreatmentConfig:
     decision_steps: int = 4
     """The decision step of each session is drawn uniformly from 0 .. decision_steps - 1 (events seen so far
     minus one); a session still going on at that step without a purchase is a decision point."""
+    do_not_disturb_within_hours: float = 1.5
+    """Do not disturb: a session that starts less than this many hours after the shopper's previous one ended
+    (a shopper who is back that soon needs no reminder, and a message puts them off) ..."""
+    put_off_logit: float = 1.5
+    """... has its purchase-propensity logit lowered by this much for the rest of the session."""
+    sure_thing_purchases: int = 1
+    """Sure thing: a shopper with at least this many earlier purchases buys or not regardless (effect 0)."""
+    lost_cause_sessions: int = 6
+    """Lost cause: an empty cart after at least this many earlier sessions, none with a purchase (effect 0)."""
     lift_logit_mean: float = 1.0
-    """Responsive customers' purchase-propensity logit rises by this much for the rest of the session ..."""
-    lift_per_sensitivity: float = 1.5
-    """... plus this much per unit of price sensitivity above the mean (a discount matters to bargain hunters) ..."""
+    """Persuadables (everyone else): the propensity logit rises by this much with an empty cart ..."""
+    cart_lift_logit: float = 2.0
+    """... plus this much with an item in the cart (hesitating over it: the message tips the balance) ..."""
+    lift_per_sensitivity: float = 0.5
+    """... plus this much per unit of price sensitivity above the mean (a latent trait: a discount matters to
+    bargain hunters) ..."""
     lift_logit_sd: float = 0.25
     """... plus customer noise N(0, this) that nothing in the events reveals; the lift is clipped at 0."""
-    do_not_disturb_share: float = 0.15
-    """Mean share of customers whom a message puts off; each one's chance is proportional to their visit rate
-    (frequent visitors need no reminder and are the ones it annoys), capped at 1."""
-    put_off_logit: float = 1.5
-    """Their propensity logit falls by this much for the rest of the session."""
 
 
 def treatment_checks(config: TreatmentConfig) -> list[tuple[str, bool, str]]:
@@ -35,7 +42,9 @@ def treatment_checks(config: TreatmentConfig) -> list[tuple[str, bool, str]]:
     return [
         ("treatment.share", 0 < config.share < 1, "must be in (0, 1): both arms need shoppers"),
         ("treatment.decision_steps", config.decision_steps >= 1, "must be at least 1"),
-        ("treatment.lift_logit_sd", config.lift_logit_sd >= 0, "must not be negative"),
-        ("treatment.do_not_disturb_share", 0 <= config.do_not_disturb_share <= 1, "must be in [0, 1]"),
+        ("treatment.do_not_disturb_within_hours", config.do_not_disturb_within_hours >= 0, "must not be negative"),
         ("treatment.put_off_logit", config.put_off_logit >= 0, "must not be negative (it is subtracted)"),
+        ("treatment.sure_thing_purchases", config.sure_thing_purchases >= 1, "must be at least 1"),
+        ("treatment.lost_cause_sessions", config.lost_cause_sessions >= 1, "must be at least 1"),
+        ("treatment.lift_logit_sd", config.lift_logit_sd >= 0, "must not be negative"),
     ]

@@ -11,7 +11,7 @@ Files in the output folder:
   simulation.json        the config used and a summary
   treatments.parquet     with treatment.enabled only (events/simulator/treatment.py): user_id, session_id, step
                          int32, ts, treated bool: the randomised assignment at every decision point
-  oracle_uplift.parquet  ... and session_id, step, p_control, p_treated, uplift float64, do_not_disturb bool
+  oracle_uplift.parquet  ... and session_id, step, p_control, p_treated, uplift float64, do_not_disturb bool, group
   complements.parquet    with complements.main_share > 0 only (events/simulator/complements.py): main_product,
                          accessory_product, strength float64: the accessories shoppers go on to after a main item
 All tables follow the events' order (user, then time), so every block is appended as it comes.
