@@ -40,7 +40,8 @@ class ListMaker:
                  arrays: dict[str, np.ndarray], trends: Path | None):
         self.items = items
         self.complementary = Complementary(arrays, catalogue)
-        self.similar = Similar(predictor.product_table, catalogue, arrays.get("product_price"))
+        self.similar = Similar(predictor.product_table, catalogue, arrays.get("product_price"),
+                               predictor.popularity_scores)
         self.people_like_you = PeopleLikeYou(arrays)
         self.trends = WatchedTrends(trends)
 

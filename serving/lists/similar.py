@@ -1,6 +1,9 @@
 """`similar`: products of the same kind as the one just viewed ("more like this"): the products of its
 category and of its brand, ranked by the cosine of the model's learned product vectors plus bonuses for
-the same category, the same brand and the same price band.
+the same category, the same brand and the same price band, plus the product's popularity: shoppers
+compare within a kind mostly among its popular products (on the simulator, ranking the kind by vectors
+alone found what shoppers looked at next barely better than random products of the category:
+benchmarks/README.md).
 
 Candidates are the members of two groups, not the catalogue: a (P,) row of dot products and its sort per
 request would cost more than the model's forward pass at 50,000 products (measured:
@@ -25,6 +28,8 @@ from serving.product_groups import ProductGroups
 SAME_CATEGORY = 0.5
 SAME_BRAND = 0.2
 SAME_PRICE_BAND = 0.2
+POPULARITY = 0.25
+"""Per nat of the training window's log popularity: ten times the views is worth about one category bonus."""
 PRICE_BAND = 1.5
 """Prices within this factor of the anchor's are one band (both known: the bundle's median prices)."""
 CACHED_ANCHORS = 4096
@@ -35,8 +40,10 @@ no known kind is ranked against the whole catalogue) are computed each time."""
 
 
 class Similar:
-    def __init__(self, product_table: torch.Tensor, catalogue: ProductGroups, price: np.ndarray | None):
+    def __init__(self, product_table: torch.Tensor, catalogue: ProductGroups, price: np.ndarray | None,
+                 log_popularity: np.ndarray):
         table = product_table.detach().float()  # (P, D)
+        self.popularity = POPULARITY * np.asarray(log_popularity, dtype=np.float64)  # (P,)
         self.vectors = torch.nn.functional.normalize(table, dim=1).numpy()  # (P, D)
         self.category = catalogue.encoder.product_category  # (P,)
         self.brand = catalogue.encoder.product_brand  # (P,)
@@ -70,7 +77,7 @@ class Similar:
             groups.append(of_brand[self.category[of_brand] != category] if groups else of_brand)  # no one twice
         ids = np.concatenate(groups) if groups else self.everything  # an unknown kind: all
         ids = ids[ids != anchor]
-        score = self.vectors[ids] @ self.vectors[anchor]  # (c,)
+        score = self.vectors[ids] @ self.vectors[anchor] + self.popularity[ids]  # (c,)
         if category >= N_RESERVED:  # an unknown category is no kind
             score += SAME_CATEGORY * (self.category[ids] == category)
         if brand >= N_RESERVED:
