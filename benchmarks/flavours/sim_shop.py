@@ -130,3 +130,30 @@ def read_tastes(data: Shop) -> pd.DataFrame:
 
 def ci_cells(row: dict) -> str:
     return " | ".join(f"{v:.3f} [{lo:.3f}, {hi:.3f}]" for v, lo, hi in row.values())
+
+
+def method_rows(result: dict) -> list[str]:
+    """One markdown row per method of a list benchmark's result: its intervals, then the share of slots filled."""
+    lines = []
+    for name, row in result["methods"].items():
+        cells = {k: v for k, v in row.items() if k != "filled"}
+        lines.append(f"| {name} | {ci_cells(cells)} | {row['filled']:.2f} |")
+    return lines
+
+
+def run_list_benchmark(description: str, cases_help: str, evaluate, markdown) -> None:
+    """The command line both list benchmarks share: the shop, a trained bundle, the evaluation, its table."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_shop_arguments(parser)
+    parser.add_argument("--cases", type=int, default=2000, help=cases_help)
+    parser.add_argument("--k", type=int, default=10, help="list length")
+    parser.add_argument("--history", type=int, default=100, help="latest events sent with each request")
+    parser.add_argument("--epochs", type=int, default=3, help="training epochs of the model (default 3)")
+    parser.add_argument("--d-model", type=int, default=32, help="model width (default 32)")
+    args = parser.parse_args()
+    data = shop(args)
+    result = evaluate(data, trained_bundle(args, data, args.epochs, args.d_model), args.seed, args.cases, args.k,
+                      args.history)
+    print(markdown(result))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2))

@@ -18,8 +18,6 @@ product out. Measures over the k slots:
 """
 from __future__ import annotations
 
-import argparse
-import json
 
 import numpy as np
 import pandas as pd
@@ -27,14 +25,12 @@ import pandas as pd
 from benchmarks.flavours.complements import interval
 from benchmarks.flavours.sim_shop import (
     Shop,
-    add_shop_arguments,
-    ci_cells,
+    method_rows,
     product_attributes,
     read_tastes,
+    run_list_benchmark,
     served_lists,
-    shop,
     taste_precision,
-    trained_bundle,
 )
 
 BOOTSTRAP = 200
@@ -94,28 +90,11 @@ def markdown(result: dict) -> str:
     k = result["k"]
     lines = [f"{result['cases']:,} held-out views from {result['cut'][:10]}, lists of {k}", "",
              f"| method | latent category | favourite brand | HitRate@{k} | slots filled |", "|---|---:|---:|---:|---:|"]
-    for name, row in result["methods"].items():
-        filled = row.pop("filled")
-        lines.append(f"| {name} | {ci_cells(row)} | {filled:.2f} |")
-        row["filled"] = filled
-    return "\n".join(lines)
+    return "\n".join(lines + method_rows(result))
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_shop_arguments(parser)
-    parser.add_argument("--cases", type=int, default=2000, help="held-out views evaluated (seeded draw)")
-    parser.add_argument("--k", type=int, default=10, help="list length")
-    parser.add_argument("--history", type=int, default=100, help="latest events sent with each request")
-    parser.add_argument("--epochs", type=int, default=3, help="training epochs of the model (default 3)")
-    parser.add_argument("--d-model", type=int, default=32, help="model width (default 32)")
-    args = parser.parse_args()
-    data = shop(args)
-    result = evaluate(data, trained_bundle(args, data, args.epochs, args.d_model), args.seed, args.cases, args.k,
-                      args.history)
-    print(markdown(result))
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2))
+    run_list_benchmark(__doc__, "held-out views evaluated (seeded draw)", evaluate, markdown)
 
 
 if __name__ == "__main__":
