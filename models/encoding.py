@@ -18,9 +18,10 @@ from models.vocab import N_RESERVED, UNK, Vocabulary
 EMBEDDED = ("product", "category", "brand", "event_type", "price_bucket", "gap_bucket", "new_session")
 """Integer ids per event, each embedded by the model."""
 HISTORY_COUNTS = ("prior_events", "prior_purchases", "prior_sessions")
-"""The shopper's events, purchases and sessions before each event, over every event the encoder was given
-(the whole table offline; every event of the request in serving): the customer history a 50-event window
-cuts off (benchmarks/README.md: LightGBM's intent lead rests on it). Counts, not ids: read as log1p."""
+"""The shopper's events, purchases and sessions before each event, over the shopper's whole history (the
+whole table offline; every event of the request in serving, `with_whole_history_counts`): the customer
+history a 50-event window cuts off (benchmarks/README.md: LightGBM's intent lead rests on it). Counts, not
+ids: read as log1p."""
 FEATURES = (*EMBEDDED, *HISTORY_COUNTS)
 """Integer features per event: what a window carries."""
 
@@ -167,3 +168,17 @@ def history_counts(first_of_user: np.ndarray, starts_session: np.ndarray, is_pur
     return {"prior_events": np.arange(n, dtype=np.int64) - user_start,
             "prior_purchases": before(is_purchase.astype(np.int64)),
             "prior_sessions": before(starts_session.astype(np.int64))}
+
+
+def with_whole_history_counts(window: dict[str, np.ndarray], starts_session: np.ndarray,
+                              is_purchase: np.ndarray) -> dict[str, np.ndarray]:
+    """Features of a history's latest events, encoded on their own (serving, offline scoring), with the
+    HISTORY_COUNTS of the whole history instead of the window's, as training reads them. starts_session and
+    is_purchase: (N,) over the whole time-sorted history, N >= the window's length."""
+    n, w = len(starts_session), len(window["product"])
+    if n == w:
+        return window  # the window is the whole history: its own counts are the whole history's
+    first_of_user = np.zeros(n, dtype=bool)
+    first_of_user[0] = True
+    counts = history_counts(first_of_user, starts_session | first_of_user, is_purchase)
+    return window | {name: counts[name][n - w:] for name in HISTORY_COUNTS}

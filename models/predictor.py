@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 
 from models.bundle import load_bundle
-from models.encoding import FEATURES, EventEncoder, churn_gap_feature
+from models.encoding import FEATURES, EventEncoder, churn_gap_feature, with_whole_history_counts
 from models.network import SessionSignalsModel, recent_products
 
 
@@ -49,8 +49,12 @@ class SignalPredictor:
 
     def encode_timeline(self, events: pd.DataFrame) -> dict[str, np.ndarray]:
         """One user's events -> features of the latest `window` events, each (l,), time-sorted."""
-        events = events.sort_values("ts", kind="stable").tail(self.window)
-        return self.encoder.encode(events.assign(user_id="u"))
+        events = events.sort_values("ts", kind="stable")
+        latest = events.tail(self.window)
+        session = events["session_id"].to_numpy()
+        starts = np.append(True, session[1:] != session[:-1])  # (N,) as `EventEncoder.encode` cuts sessions
+        return with_whole_history_counts(self.encoder.encode(latest.assign(user_id="u")), starts,
+                                         events["event_type"].to_numpy() == "purchase")
 
     def score(self, timelines: list[pd.DataFrame], as_of: list[pd.Timestamp]) -> Scores:
         """Score several shoppers at once; each timeline is canonical events (any order, any length)."""

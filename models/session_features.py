@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import torch
 
+from models.encoding import GAP_EDGES_S, N_GAP_BUCKETS
 from models.vocab import N_RESERVED
 
 # Event type ids: the encoder's vocabulary starts with these core types, right after PAD and UNK.
@@ -48,15 +49,13 @@ def side_features(x: dict[str, torch.Tensor]) -> torch.Tensor:
 
 # What LightGBM's intent features have and the counts above lack (training/baselines/intent.py): how long the
 # session has lasted, how many distinct products and categories it has touched, how wide its price range is,
-# and how often the current product has come back. Measured as the remaining intent gap on the learning curve
-# (benchmarks/README.md: the gap to LightGBM does not shrink with 10x the data).
+# and how often the current product has come back. Tried for the intent gap and not kept: LightGBM gains nothing
+# from these on the demo data, and the model lost on validation with them (benchmarks/quality/ABLATION.md).
 N_SHAPE = 5
 
 
 def _gap_seconds() -> torch.Tensor:
     """(N_GAP_BUCKETS,) a representative gap in seconds per gap bucket (geometric middle of its edges)."""
-    from models.encoding import GAP_EDGES_S, N_GAP_BUCKETS
-
     edges = torch.tensor(GAP_EDGES_S, dtype=torch.float32)
     lower = torch.cat([torch.tensor([0.25]), edges])  # bucket 2: under a second
     upper = torch.cat([edges, edges[-1:] * 2])  # the last bucket: a month or more

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from models.encoding import EventEncoder
+from models.encoding import EventEncoder, with_whole_history_counts
 from serving.history import ShopperHistory
 
 
@@ -15,8 +15,12 @@ def encode_history(history: ShopperHistory, encoder: EventEncoder, window: int) 
     first_of_user[0] = True
     starts_session = history.starts_session[-window:].copy()
     starts_session[0] = True
-    return encoder.encode_columns(
+    encoded = encoder.encode_columns(
         product_id=[e.product_id for e in events], category=[e.category for e in events],
         brand=[e.brand for e in events], event_type=[e.event_type for e in events],
         price=np.array([np.nan if e.price is None else e.price for e in events], dtype=np.float64),
         ts_seconds=history.ts_us[-window:] / 1e6, first_of_user=first_of_user, starts_session=starts_session)
+    if len(history.events) == len(events):
+        return encoded
+    purchases = np.fromiter((e.event_type == "purchase" for e in history.events), bool, len(history.events))
+    return with_whole_history_counts(encoded, history.starts_session, purchases)

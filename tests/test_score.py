@@ -73,11 +73,11 @@ def shop(tmp_path_factory) -> tuple[Path, Path]:
     return root / "events", random_bundle(events, root / "bundle")
 
 
-def random_bundle(events: pd.DataFrame, path: Path) -> Path:
+def random_bundle(events: pd.DataFrame, path: Path, **architecture) -> Path:
     """A bundle of random weights (seeded) over the events' vocabularies, window 20."""
     torch.manual_seed(0)
     encoder = EventEncoder.fit(events)
-    model = SessionSignalsModel(ModelConfig(**encoder.sizes(), d_model=16, max_len=20))
+    model = SessionSignalsModel(ModelConfig(**encoder.sizes(), d_model=16, max_len=20, **architecture))
     uniform = lambda n: [0.0, 0.0] + [1.0 / (n - 2)] * (n - 2)
     meta = {"intent_base_rate": 0.2, "churn_base_rate": 0.4, "churn_horizon_days": 7,
             "popularity_log_prob": [-1e9, -1e9] + [float(np.log(1 / (len(encoder.products) - 2)))] * (len(encoder.products) - 2),
@@ -86,7 +86,7 @@ def random_bundle(events: pd.DataFrame, path: Path) -> Path:
 
 
 def run_score(shop, out: Path, *overrides: str, as_of: pd.Timestamp = AS_OF) -> dict:
-    events, bundle = shop
+    events, bundle = shop  # (events folder, bundle folder)
     job = ScoreJob(EventTable.open(events), as_of, bundle, ModelIdentity(name="tiny", version="7", run_id="r"),
                    load_rules(DEFAULT_SEGMENTS_CONFIG), load_thresholds(None, list(overrides)), out)
     return score(job)
@@ -124,6 +124,24 @@ def test_every_customer_gets_the_answer_the_endpoint_gives_for_their_events(shop
     long = customers.loc["long"]
     assert long["events"] == 61 and list(long["cart_products"]) == ["p6"] and long["session_views"] == 25
     assert "p9" not in list(long["top_products"]) and {"cart_abandoner", "browse_abandoner"} <= set(long["segments"])
+
+
+def test_a_model_reading_history_counts_is_given_every_event_as_the_endpoint_is(shop, tmp_path) -> None:
+    """Batch scoring trims a long history's older views; a model that counts the shopper's earlier events
+    (model.history_counts) would then see fewer than /predict does, so for it nothing is trimmed."""
+    events, _ = shop
+    bundle = random_bundle(scenario_events(), tmp_path / "bundle", history_counts=True)
+    run_score((events, bundle), tmp_path / "out")
+    row = read_customers(tmp_path / "out").set_index("user_id").loc["long"]
+    engine = SignalsEngine.from_bundle(bundle, ModelIdentity(name="tiny", version="7", run_id="r"),
+                                       load_rules(DEFAULT_SEGMENTS_CONFIG))
+    table = pd.read_parquet(events / "events.parquet")
+    mine = table[(table["user_id"] == "long") & (table["ts"] <= AS_OF)]
+    body = {"events": json.loads(mine.drop(columns="user_id").to_json(orient="records", date_format="iso")),
+            "as_of": AS_OF.isoformat(), "filters": {"exclude_purchased": True}}
+    served = engine.predict([ShopperRequest.model_validate(body)], [AS_OF.to_pydatetime()])[0]
+    assert row["purchase_intent"] == pytest.approx(served.purchase_intent, rel=1e-5)
+    assert row["churn_risk"] == pytest.approx(served.churn_risk, rel=1e-5)
 
 
 def test_the_audience_files_hold_the_customers_in_each_situation(scored) -> None:
