@@ -44,9 +44,9 @@ def score_partition(events: pd.DataFrame, as_of: pd.Timestamp, engine: SignalsEn
     bounds = np.append(starts, len(events))
     asked = lists or {}
     lists_asked = lists_request(asked)
-    # A model that reads the shopper's history counts (models.encoding.HISTORY_COUNTS) counts every event it is
-    # given: trimming older views would change its answer from /predict's.
-    every_event = reads_every_event(asked) or engine.predictor.model.cfg.history_counts
+    # A model that reads the shopper's whole history (models.encoding.HISTORY_COUNTS, HISTORY_TIMES) counts every
+    # event it is given: trimming older views would change its answer from /predict's.
+    every_event = reads_every_event(asked) or engine.predictor.model.cfg.reads_whole_history
     timelines = Timelines(events, bounds, engine.window, every_event=every_event)
     moment = as_of.to_pydatetime()
     filters = Filters(exclude_purchased=True)

@@ -22,7 +22,11 @@ HISTORY_COUNTS = ("prior_events", "prior_purchases", "prior_sessions")
 whole table offline; every event of the request in serving, `with_whole_history_counts`): the customer
 history a 50-event window cuts off (benchmarks/README.md: LightGBM's intent lead rests on it). Counts, not
 ids: read as log1p."""
-FEATURES = (*EMBEDDED, *HISTORY_COUNTS)
+HISTORY_TIMES = ("hours_as_customer", "hours_since_purchase")
+"""Whole hours since the shopper's first event and since the shopper's last purchase (0 when none: prior_purchases
+says which), before each event, over the same whole history as HISTORY_COUNTS: with the counts they give the
+visit and purchase rates and the recency that RFM's churn features rest on. Read as log1p."""
+FEATURES = (*EMBEDDED, *HISTORY_COUNTS, *HISTORY_TIMES)
 """Integer features per event: what a window carries."""
 
 # Time since the user's previous event, in seconds. Log-spaced: a 10 s and a 20 s gap differ in
@@ -107,7 +111,8 @@ class EventEncoder:
             "price_bucket": self.price_bucket(price),
             "gap_bucket": gap_bucket.astype(np.int64),
             "new_session": starts_session.astype(np.int64) + 1,  # 1 = continues a session, 2 = starts one; 0 = PAD
-            **history_counts(first_of_user, starts_session, event_type_id == self.event_types.encode(["purchase"])[0]),
+            **history_features(first_of_user, starts_session, event_type_id == self.event_types.encode(["purchase"])[0],
+                               ts_seconds),
         }
 
     def price_bucket(self, price: np.ndarray) -> np.ndarray:
@@ -154,31 +159,42 @@ def churn_gap_feature(seconds_since_last_event: np.ndarray) -> np.ndarray:
     return np.log1p(np.clip(seconds_since_last_event, 0, None) / 86400.0).astype(np.float32)
 
 
-def history_counts(first_of_user: np.ndarray, starts_session: np.ndarray, is_purchase: np.ndarray) -> dict[str, np.ndarray]:
-    """(N,) bools of events sorted by user, then time -> HISTORY_COUNTS, each (N,): counts strictly before."""
+def history_features(first_of_user: np.ndarray, starts_session: np.ndarray, is_purchase: np.ndarray,
+                     ts_seconds: np.ndarray) -> dict[str, np.ndarray]:
+    """(N,) bools and times of events sorted by user, then time -> HISTORY_COUNTS and HISTORY_TIMES, each (N,),
+    from the user's events strictly before each one."""
     n = len(first_of_user)
     if n == 0:
-        return {name: np.zeros(0, dtype=np.int64) for name in HISTORY_COUNTS}
-    user_start = np.maximum.accumulate(np.where(first_of_user, np.arange(n), 0))  # (N,) row of the user's first event
+        return {name: np.zeros(0, dtype=np.int64) for name in (*HISTORY_COUNTS, *HISTORY_TIMES)}
+    rows = np.arange(n)
+    user_start = np.maximum.accumulate(np.where(first_of_user, rows, 0))  # (N,) row of the user's first event
 
     def before(flags: np.ndarray) -> np.ndarray:
         total = np.cumsum(flags, dtype=np.int64) - flags  # (N,) flags strictly before, over the whole table
         return total - total[user_start]  # minus what came before the user's first event
 
-    return {"prior_events": np.arange(n, dtype=np.int64) - user_start,
+    # The row of the user's latest purchase strictly before each event (-1: none since the user's first event).
+    last_purchase = np.maximum.accumulate(np.where(is_purchase, rows, -1))  # (N,) at or before
+    last_purchase = np.append(-1, last_purchase[:-1])  # strictly before
+    last_purchase = np.where(last_purchase >= user_start, last_purchase, -1)
+    hours = np.asarray(ts_seconds, dtype=np.float64) / 3600.0  # (N,)
+    since_purchase = np.where(last_purchase >= 0, hours - hours[np.maximum(last_purchase, 0)], 0.0)
+    return {"prior_events": rows.astype(np.int64) - user_start,
             "prior_purchases": before(is_purchase.astype(np.int64)),
-            "prior_sessions": before(starts_session.astype(np.int64))}
+            "prior_sessions": before(starts_session.astype(np.int64)),
+            "hours_as_customer": np.floor(np.clip(hours - hours[user_start], 0, None)).astype(np.int64),
+            "hours_since_purchase": np.floor(np.clip(since_purchase, 0, None)).astype(np.int64)}
 
 
-def with_whole_history_counts(window: dict[str, np.ndarray], starts_session: np.ndarray,
-                              is_purchase: np.ndarray) -> dict[str, np.ndarray]:
+def with_whole_history(window: dict[str, np.ndarray], starts_session: np.ndarray, is_purchase: np.ndarray,
+                       ts_seconds: np.ndarray) -> dict[str, np.ndarray]:
     """Features of a history's latest events, encoded on their own (serving, offline scoring), with the
-    HISTORY_COUNTS of the whole history instead of the window's, as training reads them. starts_session and
-    is_purchase: (N,) over the whole time-sorted history, N >= the window's length."""
+    HISTORY_COUNTS and HISTORY_TIMES of the whole history instead of the window's, as training reads them.
+    starts_session, is_purchase, ts_seconds: (N,) over the whole time-sorted history, N >= the window's length."""
     n, w = len(starts_session), len(window["product"])
     if n == w:
         return window  # the window is the whole history: its own counts are the whole history's
     first_of_user = np.zeros(n, dtype=bool)
     first_of_user[0] = True
-    counts = history_counts(first_of_user, starts_session | first_of_user, is_purchase)
-    return window | {name: counts[name][n - w:] for name in HISTORY_COUNTS}
+    whole = history_features(first_of_user, starts_session | first_of_user, is_purchase, ts_seconds)
+    return window | {name: values[n - w:] for name, values in whole.items()}

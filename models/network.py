@@ -11,7 +11,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from models.encoding import FEATURES, HISTORY_COUNTS
+from models.encoding import FEATURES, HISTORY_COUNTS, HISTORY_TIMES
 from models.ranking import chunked_ranks
 from models.repeat import RepeatHead
 from models.session_features import N_SHAPE, N_SIDE, session_shape_features, side_features
@@ -37,12 +37,20 @@ class ArchitectureConfig:
     # The shopper's events, purchases and sessions before each event over the whole history it was given
     # (models.encoding.HISTORY_COUNTS), not only the window's: what LightGBM's and RFM's leads rest on.
     history_counts: bool = False
+    # Hours as a customer and since the last purchase over that same history (models.encoding.HISTORY_TIMES):
+    # with the counts, the visit rate and recency that RFM's churn features rest on.
+    history_times: bool = False
     repeat: bool = True  # repeat/explore mixture: a pointer over the last `history` products (models.repeat)
+
+    @property
+    def reads_whole_history(self) -> bool:
+        """Whether an answer depends on every event given, not only the window's (the history features)."""
+        return self.history_counts or self.history_times
 
 
 # What a bundle saved before a field existed was built with: off. Loading fills them in (models.bundle).
 LEGACY_ARCHITECTURE = {"side_features": False, "cooc_neighbours": 0, "repeat": False, "session_shape": False,
-                       "history_counts": False}
+                       "history_counts": False, "history_times": False}
 
 
 @dataclass(kw_only=True)
@@ -106,6 +114,8 @@ class SessionSignalsModel(nn.Module):
         self.shape = nn.Sequential(nn.Linear(N_SHAPE, d), nn.GELU(), nn.Linear(d, d)) if cfg.session_shape else None
         n_counts = len(HISTORY_COUNTS)
         self.prior = nn.Sequential(nn.Linear(n_counts, d), nn.GELU(), nn.Linear(d, d)) if cfg.history_counts else None
+        n_times = len(HISTORY_TIMES)
+        self.times = nn.Sequential(nn.Linear(n_times, d), nn.GELU(), nn.Linear(d, d)) if cfg.history_times else None
         self.intent_head = nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.Linear(d, 1))
         # Churn is asked at a moment in time, so the head also sees how long the user has been away.
         self.churn_head = nn.Sequential(nn.Linear(d + 1, d), nn.GELU(), nn.Linear(d, 1))
@@ -149,6 +159,9 @@ class SessionSignalsModel(nn.Module):
         if self.prior is not None:
             counts = torch.stack([x[name] for name in HISTORY_COUNTS], -1).float()  # (B, L, 3)
             h = h + self.prior(torch.log1p(counts) * (x["product"] > 0).unsqueeze(-1))  # (B, L, D)
+        if self.times is not None:
+            hours = torch.stack([x[name] for name in HISTORY_TIMES], -1).float()  # (B, L, 2)
+            h = h + self.times(torch.log1p(hours) * (x["product"] > 0).unsqueeze(-1))  # (B, L, D)
         return self.out_norm(h)
 
     def intent_logit(self, h: torch.Tensor) -> torch.Tensor:

@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 
 from models.bundle import load_bundle
-from models.encoding import FEATURES, EventEncoder, churn_gap_feature, with_whole_history_counts
+from models.encoding import FEATURES, EventEncoder, churn_gap_feature, with_whole_history
 from models.network import SessionSignalsModel, recent_products
 
 
@@ -53,8 +53,9 @@ class SignalPredictor:
         latest = events.tail(self.window)
         session = events["session_id"].to_numpy()
         starts = np.append(True, session[1:] != session[:-1])  # (N,) as `EventEncoder.encode` cuts sessions
-        return with_whole_history_counts(self.encoder.encode(latest.assign(user_id="u")), starts,
-                                         events["event_type"].to_numpy() == "purchase")
+        return with_whole_history(self.encoder.encode(latest.assign(user_id="u")), starts,
+                                  events["event_type"].to_numpy() == "purchase",
+                                  events["ts"].to_numpy(dtype="datetime64[us]").astype(np.int64) / 1e6)
 
     def score(self, timelines: list[pd.DataFrame], as_of: list[pd.Timestamp]) -> Scores:
         """Score several shoppers at once; each timeline is canonical events (any order, any length)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from models.encoding import EventEncoder, with_whole_history_counts
+from models.encoding import EventEncoder, with_whole_history
 from serving.history import ShopperHistory
 
 
@@ -23,4 +23,4 @@ def encode_history(history: ShopperHistory, encoder: EventEncoder, window: int) 
     if len(history.events) == len(events):
         return encoded
     purchases = np.fromiter((e.event_type == "purchase" for e in history.events), bool, len(history.events))
-    return with_whole_history_counts(encoded, history.starts_session, purchases)
+    return with_whole_history(encoded, history.starts_session, purchases, history.ts_us / 1e6)

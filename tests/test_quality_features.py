@@ -68,17 +68,21 @@ def test_session_shape_restarts_at_each_session_and_is_causal():
     assert f[2, 5:].abs().sum() == 0
 
 
-def test_history_counts_read_the_whole_history_not_the_window():
-    """Two users; counts restart at each user and count only earlier events, over every event given."""
-    from models.encoding import history_counts
+def test_history_features_read_the_whole_history_not_the_window():
+    """Two users; counts and times restart at each user and read only earlier events, over every event given."""
+    from models.encoding import history_features
 
     first = np.array([1, 0, 0, 0, 1, 0], dtype=bool)
     starts = np.array([1, 0, 1, 0, 1, 1], dtype=bool)
     bought = np.array([0, 1, 0, 1, 1, 0], dtype=bool)
-    c = history_counts(first, starts, bought)
+    hours = np.array([10, 11, 20, 30.5, 40, 45])
+    c = history_features(first, starts, bought, hours * 3600)
     assert c["prior_events"].tolist() == [0, 1, 2, 3, 0, 1]
     assert c["prior_purchases"].tolist() == [0, 0, 1, 1, 0, 1]  # the second user's purchase is not the first's
     assert c["prior_sessions"].tolist() == [0, 1, 1, 2, 0, 1]
+    assert c["hours_as_customer"].tolist() == [0, 1, 10, 20, 0, 5]
+    # since the purchase at hour 11 (not the one at the event itself); the second user's from its own purchase
+    assert c["hours_since_purchase"].tolist() == [0, 0, 9, 19, 0, 5]
 
 
 def test_history_counts_change_the_state_only_when_on():
@@ -92,6 +96,18 @@ def test_history_counts_change_the_state_only_when_on():
     off = SessionSignalsModel(_cfg()).eval()
     assert not torch.allclose(on.encode(x)[:2], on.encode(more)[:2])  # 40 earlier purchases move the state
     assert torch.allclose(off.encode(x), off.encode(more))
+
+
+def test_history_times_change_the_state_only_when_on():
+    x = {**_batch(), "hours_as_customer": torch.zeros_like(_batch()["product"])}
+    x["hours_since_purchase"] = torch.zeros_like(x["product"])
+    older = {**x, "hours_as_customer": torch.full_like(x["product"], 900)}
+    torch.manual_seed(0)
+    on = SessionSignalsModel(_cfg(history_times=True)).eval()
+    torch.manual_seed(0)
+    off = SessionSignalsModel(_cfg()).eval()
+    assert not torch.allclose(on.encode(x)[:2], on.encode(older)[:2])  # 900 hours as a customer move the state
+    assert torch.allclose(off.encode(x), off.encode(older))
 
 
 def test_score_products_matches_product_logits_with_evidence():
@@ -122,7 +138,7 @@ def test_leave_one_out_only_lowers_the_target():
 def test_parameter_count_with_the_new_parts():
     from training.memory_check import count_parameters
 
-    c = _cfg(side_features=True, cooc_neighbours=4, session_shape=True, history_counts=True)
+    c = _cfg(side_features=True, cooc_neighbours=4, session_shape=True, history_counts=True, history_times=True)
     assert count_parameters(c) == sum(p.numel() for p in SessionSignalsModel(c).parameters())
 
 

@@ -144,10 +144,11 @@ def test_request_encoding_equals_the_offline_encoder(events, predictor) -> None:
             np.testing.assert_array_equal(served[name], offline[name], err_msg=name)
 
 
-def test_served_history_counts_are_the_whole_historys_as_training_reads_them(events, predictor) -> None:
+def test_served_history_features_are_the_whole_historys_as_training_reads_them(events, predictor) -> None:
     """The window holds the latest WINDOW events, but the shopper's counts (events, purchases, sessions before
-    each event) are read over every event of the request, as the training table's encoding reads them."""
-    from models.encoding import HISTORY_COUNTS
+    each event) and times (hours as a customer, since the last purchase) are read over every event of the
+    request, as the training table's encoding reads them."""
+    from models.encoding import HISTORY_COUNTS, HISTORY_TIMES
 
     long = [u for _, u in events.groupby("user_id") if len(u) > WINDOW]
     assert long, "the fixture needs a shopper with more events than the window"
@@ -155,7 +156,7 @@ def test_served_history_counts_are_the_whole_historys_as_training_reads_them(eve
         user = user.sort_values("ts", kind="stable")
         trained = predictor.encoder.encode(user)  # the whole timeline, as the training table is encoded
         served = encode_history(ShopperHistory.from_events(as_events(user)), predictor.encoder, WINDOW)
-        for name in HISTORY_COUNTS:
+        for name in (*HISTORY_COUNTS, *HISTORY_TIMES):
             np.testing.assert_array_equal(served[name], trained[name][-WINDOW:], err_msg=name)
 
 

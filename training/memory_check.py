@@ -69,6 +69,7 @@ def count_parameters(cfg: ModelConfig) -> int:
     side = (N_SIDE * d + d + d * d + d) if cfg.side_features else 0  # the wide side inputs' two layers
     side += (N_SHAPE * d + d + d * d + d) if cfg.session_shape else 0  # the session shape's two layers
     side += (3 * d + d + d * d + d) if cfg.history_counts else 0  # the history counts' two layers
+    side += (2 * d + d + d * d + d) if cfg.history_times else 0  # the history times' two layers
     cooc = 2 * cfg.history if cfg.cooc_neighbours else 0  # the transition-evidence weight per direction and step
     repeat = (d * d + d + cfg.history + d + 1) if cfg.repeat else 0  # pointer query, recency bias, gate
     return emb + enc + heads + side + cooc + repeat + cfg.history  # + the recency bonus per history step
