@@ -88,3 +88,29 @@ def test_compiled_step_trains_through_lightning(prepared, tmp_path) -> None:
     module, best = fit(cfg, p, log_q, logger=False, ckpt_dir=tmp_path / "checkpoints", callbacks=None)
     assert counters["stats"]["unique_graphs"] >= 1  # dynamo captured the step
     assert best == best  # a finite validation score was recorded (NaN != NaN)
+
+
+def test_cosine_rates_follow_the_configs_epochs_so_a_shorter_refit_replays_them(prepared, tmp_path) -> None:
+    """train.lr_schedule=cosine: each epoch's rate is set by max_epochs, both in the early-stopped fit and in a
+    refit of fewer epochs, so the refit trains with the rates the chosen epochs had."""
+    import math
+
+    import lightning as L
+
+    cfg, p = prepared
+    cfg = replace(cfg, train=replace(cfg.train, lr_schedule="cosine", max_epochs=4, lr=1e-3))
+
+    class Rates(L.Callback):
+        def __init__(self):
+            self.seen: list[float] = []
+
+        def on_train_epoch_start(self, trainer, module) -> None:
+            self.seen.append(trainer.optimizers[0].param_groups[0]["lr"])
+
+    expected = [1e-3 / 20 + (1e-3 - 1e-3 / 20) * (1 + math.cos(math.pi * e / 4)) / 2 for e in range(4)]
+    log_q = torch.from_numpy(p.log_popularity())
+    full, refit = Rates(), Rates()
+    fit(cfg, p, log_q, logger=False, ckpt_dir=tmp_path / "full", callbacks=[full])
+    fit(cfg, p, log_q, logger=False, ckpt_dir=tmp_path / "refit", callbacks=[refit], epochs=2)
+    assert full.seen == pytest.approx(expected[:len(full.seen)]) and len(full.seen) >= 2
+    assert refit.seen == pytest.approx(expected[:2])

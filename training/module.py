@@ -191,8 +191,13 @@ class SignalsModule(L.LightningModule):
 
     def configure_optimizers(self):
         # Fused: one kernel for all parameters on a GPU (the catalogue table is most of them).
-        return torch.optim.AdamW(self.parameters(), lr=self.tc.lr, weight_decay=self.tc.weight_decay,
-                                 fused=self.device.type == "cuda")
+        optimiser = torch.optim.AdamW(self.parameters(), lr=self.tc.lr, weight_decay=self.tc.weight_decay,
+                                      fused=self.device.type == "cuda")
+        if self.tc.lr_schedule == "constant":
+            return optimiser
+        # T_max is the config's max_epochs, not the trainer's: a refit of fewer epochs follows the same curve.
+        cosine = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=self.tc.max_epochs, eta_min=self.tc.lr / 20)
+        return {"optimizer": optimiser, "lr_scheduler": {"scheduler": cosine, "interval": "epoch"}}
 
 
 def set_transitions_from_pairs(model: SessionSignalsModel, product: torch.Tensor, next_product: torch.Tensor) -> None:
