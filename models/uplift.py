@@ -8,7 +8,10 @@ how treatment changes it:
     each fitted on its own arm's points;
   - "shift" (a treatment-conditioned head): logit_w = intent + g(h) + w * tau(h); g is fitted on both arms,
     tau(h) is a linear map whose weight decay pulls the effect towards "the same for everyone", which the
-    noisy difference of two separately fitted heads cannot do.
+    noisy difference of two separately fitted heads cannot do;
+  - "segments": as "shift", but the effect is one learned value per segment, tau(h) = softmax(S h) . t, with
+    SEGMENTS segments: effects that are constant within groups of shoppers (persuadables, sure things, lost
+    causes, "do not disturb") are what this shape can say and a linear map of the state cannot.
 The uplift is sigmoid(logit_1) - sigmoid(logit_0): the expected change in the chance that this session
 ends in a purchase if treated now. Pure PyTorch; fitted by training/uplift_fit.py.
 """
@@ -21,7 +24,8 @@ import numpy as np
 import torch
 from torch import nn
 
-UPLIFT_DESIGNS = ("two_heads", "shift")
+UPLIFT_DESIGNS = ("two_heads", "shift", "segments")
+SEGMENTS = 6
 
 
 def _residual_mlp(d: int) -> nn.Sequential:
@@ -39,22 +43,32 @@ class UpliftHead(nn.Module):
         self.design = design
         if design == "two_heads":
             self.arms = nn.ModuleList([_residual_mlp(d), _residual_mlp(d)])
-        else:
+        elif design == "shift":
             self.base = _residual_mlp(d)
             self.effect = nn.Linear(d, 1)
             nn.init.zeros_(self.effect.weight)
             nn.init.zeros_(self.effect.bias)
+        else:
+            self.base = _residual_mlp(d)
+            self.segment = nn.Linear(d, SEGMENTS)  # soft membership; its initial weights give distinct segments
+            self.segment_effect = nn.Parameter(torch.zeros(SEGMENTS))  # starts at "no effect"
 
     def forward(self, h: torch.Tensor, intent_logit: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(N, D) states, (N,) intent logits -> (N,) logits of a purchase without and with treatment."""
         if self.design == "two_heads":
             return (intent_logit + self.arms[0](h).squeeze(-1), intent_logit + self.arms[1](h).squeeze(-1))
         control = intent_logit + self.base(h).squeeze(-1)  # (N,)
-        return control, control + self.effect(h).squeeze(-1)
+        if self.design == "shift":
+            return control, control + self.effect(h).squeeze(-1)
+        effect = torch.softmax(self.segment(h), -1) @ self.segment_effect  # (N,)
+        return control, control + effect
 
     def effect_parameters(self) -> list[nn.Parameter]:
-        """What weight decay shrinks towards a homogeneous effect (the shift design's tau weights)."""
-        return [self.effect.weight] if self.design == "shift" else []
+        """What weight decay shrinks towards a homogeneous effect (the effect's dependence on the state)."""
+        if self.design == "shift":
+            return [self.effect.weight]
+        # segments: shrinking the membership weights makes every shopper the same mix of segments
+        return [self.segment.weight] if self.design == "segments" else []
 
 
 def purchase_with_and_without(model: nn.Module, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

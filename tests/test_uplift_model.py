@@ -59,7 +59,7 @@ def with_head(model: SessionSignalsModel, design: str = "shift") -> SessionSigna
     return model
 
 
-@pytest.mark.parametrize("design", ["two_heads", "shift"])
+@pytest.mark.parametrize("design", ["two_heads", "shift", "segments"])
 def test_a_bundle_keeps_its_uplift_head_and_an_old_bundle_loads_without_one(events, tmp_path, design) -> None:
     model, encoder, meta = tiny_model(events)
     save_bundle(tmp_path / "old", model, encoder, meta)
@@ -79,7 +79,7 @@ def test_a_bundle_keeps_its_uplift_head_and_an_old_bundle_loads_without_one(even
     assert np.isnan(got[1]) and np.allclose(got[[0, 2]], expected[[0, 2]]) and (np.abs(got[[0, 2]]) > 1e-4).all()
 
 
-@pytest.mark.parametrize("design", ["two_heads", "shift"])
+@pytest.mark.parametrize("design", ["two_heads", "shift", "segments"])
 def test_a_fitted_head_ranks_by_the_effect_it_was_shown(design) -> None:
     """Randomised points whose treatment effect is the sign of the state's first coordinate."""
     rng = np.random.default_rng(0)

@@ -1,6 +1,10 @@
 """Markdown table of results/ablation.jsonl: one row per recipe, mean ± std over its seeds, VAL then TEST.
 
     python benchmarks/quality/ablation_table.py [results/ablation.jsonl] [--dataset demo]
+    python benchmarks/quality/ablation_table.py --panel demo sim100k-s8 sim100k-s9
+
+--panel: the selection panel (ABLATION.md): per recipe run on every listed shop, the validation mean of the
+four primary metrics on each shop (mean over its seeds) and their mean over the shops, which decides.
 """
 from __future__ import annotations
 
@@ -28,7 +32,10 @@ def main() -> None:
     ap.add_argument("results", nargs="?", type=Path, default=HERE / "results" / "ablation.jsonl",
                     help="the ablation runs (ablate.py appends to it)")
     ap.add_argument("--dataset", default="demo")
+    ap.add_argument("--panel", nargs="+", metavar="DATASET", help="the selection panel's table over these shops")
     args = ap.parse_args()
+    if args.panel:
+        return panel(args.results, args.panel)
     runs = defaultdict(list)
     for line in args.results.read_text().splitlines():
         r = json.loads(line)
@@ -47,6 +54,26 @@ def main() -> None:
         print("\nbaselines and oracle (test, deterministic):\n")
         for method, m in json.loads(base.read_text()).items():
             print(f"- {method}: " + ", ".join(f"{k} {v:.3f}" for k, v in m.items()))
+
+
+def panel(results: Path, shops: list[str]) -> None:
+    """Validation mean of the four primary metrics per shop and over the shops, for recipes run on all of them."""
+    val = defaultdict(lambda: defaultdict(list))  # recipe -> shop -> [per-seed mean of the four]
+    test = defaultdict(lambda: defaultdict(list))
+    for line in results.read_text().splitlines():
+        r = json.loads(line)
+        if r["dataset"] in shops and all(c in r["val"] for c in COLS):
+            val[r["name"]][r["dataset"]].append(np.mean([r["val"][c] for c in COLS]))
+            test[r["name"]][r["dataset"]].append(np.mean([r["test"][c] for c in COLS]))
+    print("| recipe | " + " | ".join(f"val {s} (seeds)" for s in shops) + " | **val, mean over shops** | "
+          + " | ".join(f"test {s}" for s in shops) + " |")
+    print("|---|" + "---|" * (2 * len(shops) + 1))
+    for name, per in val.items():
+        if set(per) >= set(shops):
+            cells = [f"{np.mean(per[s]):.4f} ({len(per[s])})" for s in shops]
+            tests = [f"{np.mean(test[name][s]):.4f}" for s in shops]
+            print(f"| {name} | " + " | ".join(cells) + f" | **{np.mean([np.mean(per[s]) for s in shops]):.4f}** | "
+                  + " | ".join(tests) + " |")
 
 
 if __name__ == "__main__":

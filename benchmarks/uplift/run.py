@@ -25,8 +25,8 @@ sys.path.insert(0, str(ROOT))
 
 TRAIN_SETTINGS = ["split.val_days=7", "split.test_days=14", "baselines.enabled=false", "train.progress_bar=false",
                   "train.max_epochs=12", "train.patience=3"]
-METHODS = ("oracle", "features_fit_to_true_uplift", "model", "model_two_heads", "model_shift", "model_two_heads_taught",
-           "model_shift_taught", "lightgbm_t_learner", "highest_intent", "random")
+METHODS = ("oracle", "features_fit_to_true_uplift", "model", "model_two_heads", "model_shift", "model_segments",
+           "model_two_heads_taught", "model_shift_taught", "model_segments_taught", "lightgbm_t_learner", "highest_intent", "random")
 FIGURES = ("qini", "true_qini", "true_qini_over_oracle", "uplift_at_10", "true_uplift_at_10", "auuc")
 
 

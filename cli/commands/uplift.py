@@ -43,7 +43,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                "[--no-register] [--tracking-uri URI]")
     p.add_argument("inputs", nargs="+", metavar="DATA [key=value]",
                    help="a folder with events.parquet and treatments.parquet (and, simulated, oracle_uplift.parquet), "
-                        "then overrides: designs=[two_heads,shift] select_on=tau_mse (or qini) seed=0 fit.max_epochs=100 fit.patience=10 fit.lr=0.003 "
+                        "then overrides: designs=[two_heads,shift,segments] select_on=tau_mse (or qini) seed=0 fit.max_epochs=100 fit.patience=10 fit.lr=0.003 "
                         "fit.weight_decay=0.0001 fit.effect_weight_decay=0.01 fit.batch_size=512 fine_tune.enabled=true "
                         "fine_tune.max_epochs=6 fine_tune.lr=0.001 fine_tune.anchor_weight=1.0")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
