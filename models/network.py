@@ -35,8 +35,9 @@ class ArchitectureConfig:
     # price range, returns to the current product: the intent features LightGBM has and the counts lack.
     session_shape: bool = False
     # The shopper's events, purchases and sessions before each event over the whole history it was given
-    # (models.encoding.HISTORY_COUNTS), not only the window's: what LightGBM's and RFM's leads rest on.
-    history_counts: bool = False
+    # (models.encoding.HISTORY_COUNTS), not only the window's: what LightGBM's and RFM's leads rest on. On by
+    # default since the selection panel chose it (benchmarks/quality/ABLATION.md).
+    history_counts: bool = True
     # Hours as a customer and since the last purchase over that same history (models.encoding.HISTORY_TIMES):
     # with the counts, the visit rate and recency that RFM's churn features rest on.
     history_times: bool = False

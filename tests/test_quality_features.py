@@ -3,6 +3,7 @@ import numpy as np
 import torch
 
 from models.cooccurrence import transition_table
+from models.encoding import HISTORY_COUNTS, HISTORY_TIMES
 from models.network import ModelConfig, SessionSignalsModel, recent_products
 from models.session_features import GAP_SECONDS, N_SHAPE, N_SIDE, session_shape_features, side_features
 
@@ -18,6 +19,8 @@ def _batch(B: int = 3, L: int = 7) -> dict[str, torch.Tensor]:
          for k in ("product", "category", "brand", "event_type", "price_bucket", "gap_bucket")}
     x["product"] = torch.randint(2, 20, (B, L), generator=g)
     x["new_session"] = torch.tensor([[2, 1, 1, 2, 1, 1, 1]] * B)
+    for name in (*HISTORY_COUNTS, *HISTORY_TIMES):  # the shopper's history before the window: none
+        x[name] = torch.zeros(B, L, dtype=torch.long)
     for v in x.values():
         v[2, 5:] = 0  # right padding
     return x
@@ -87,20 +90,17 @@ def test_history_features_read_the_whole_history_not_the_window():
 
 def test_history_counts_change_the_state_only_when_on():
     x = _batch()
-    for name in ("prior_events", "prior_purchases", "prior_sessions"):
-        x[name] = torch.zeros_like(x["product"])
     more = {**x, "prior_purchases": torch.full_like(x["product"], 40)}
     torch.manual_seed(0)
     on = SessionSignalsModel(_cfg(history_counts=True)).eval()
     torch.manual_seed(0)
-    off = SessionSignalsModel(_cfg()).eval()
+    off = SessionSignalsModel(_cfg(history_counts=False)).eval()
     assert not torch.allclose(on.encode(x)[:2], on.encode(more)[:2])  # 40 earlier purchases move the state
     assert torch.allclose(off.encode(x), off.encode(more))
 
 
 def test_history_times_change_the_state_only_when_on():
-    x = {**_batch(), "hours_as_customer": torch.zeros_like(_batch()["product"])}
-    x["hours_since_purchase"] = torch.zeros_like(x["product"])
+    x = _batch()
     older = {**x, "hours_as_customer": torch.full_like(x["product"], 900)}
     torch.manual_seed(0)
     on = SessionSignalsModel(_cfg(history_times=True)).eval()

@@ -19,7 +19,7 @@ import pandas as pd
 
 from models.complements import complement_table
 from models.customer_index import unit_rows
-from models.encoding import EventEncoder
+from models.encoding import HISTORY_COUNTS, HISTORY_TIMES, EventEncoder
 from models.network import SessionSignalsModel
 from models.predictor import last_states
 from models.vocab import N_RESERVED, PAD
@@ -84,9 +84,15 @@ def customer_index(events: pd.DataFrame, encoder: EventEncoder, model: SessionSi
     users, purchases = recent_buyers(events, encoder, INDEXED_CUSTOMERS, PURCHASES_PER_CUSTOMER)
     if not len(users):
         return {}
-    windows = events[events["user_id"].isin(users)].sort_values(["user_id", "ts"], kind="stable")
-    windows = windows.groupby("user_id", sort=False).tail(model.cfg.max_len)
+    timelines = events[events["user_id"].isin(users)].sort_values(["user_id", "ts"], kind="stable")
+    in_window = (timelines.groupby("user_id", sort=False).cumcount(ascending=False) < model.cfg.max_len).to_numpy()
+    windows = timelines[in_window]
     features = encoder.encode(windows)  # each (E,), users in sorted order
+    # The history features (counts, times) are the whole history's, as the endpoint computes them from every
+    # event of a request; the rest is the window's own encoding, as the endpoint encodes it.
+    whole = encoder.encode(timelines)
+    for name in (*HISTORY_COUNTS, *HISTORY_TIMES):
+        features[name] = whole[name][in_window]
     user = windows["user_id"].to_numpy()
     starts = np.flatnonzero(np.r_[True, user[1:] != user[:-1]])
     bounds = np.r_[starts, len(user)]

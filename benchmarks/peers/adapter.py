@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from events.config_io import flatten, load_config, to_dict
+from models.encoding import with_whole_history
 from models.predictor import SignalPredictor
 from models.vocab import N_RESERVED
 from training.config import TrainRunConfig
@@ -199,10 +200,13 @@ class SessionSignalsPeer:
         first_of_user[0] = True
         starts_session = np.zeros(n, dtype=bool)
         starts_session[0] = True
-        return self.predictor.encoder.encode_columns(
+        encoded = self.predictor.encoder.encode_columns(
             product_id=[str(int(i)) for i in items], category=[None] * n, brand=[None] * n,
             event_type=["view"] * n, price=np.full(n, np.nan), ts_seconds=np.arange(n, dtype=np.float64) * self.gap_seconds,
             first_of_user=first_of_user, starts_session=starts_session)
+        whole = len(prefix)  # the history features count every view of the prefix, as serving counts a request's
+        return with_whole_history(encoded, np.arange(whole) == 0, np.zeros(whole, dtype=bool),
+                                  np.arange(whole, dtype=np.float64) * self.gap_seconds)
 
     def score(self, prefixes: list[np.ndarray]) -> np.ndarray:
         """(len(prefixes), n_items) log-probabilities; -inf for items the encoder does not know."""

@@ -57,7 +57,7 @@ def main() -> None:
 
 
 def panel(results: Path, shops: list[str]) -> None:
-    """Validation mean of the four primary metrics per shop and over the shops, for recipes run on all of them."""
+    """Validation mean of the four primary metrics per shop and over the shops (for recipes run on all of them)."""
     val = defaultdict(lambda: defaultdict(list))  # recipe -> shop -> [per-seed mean of the four]
     test = defaultdict(lambda: defaultdict(list))
     for line in results.read_text().splitlines():
@@ -68,12 +68,13 @@ def panel(results: Path, shops: list[str]) -> None:
     print("| recipe | " + " | ".join(f"val {s} (seeds)" for s in shops) + " | **val, mean over shops** | "
           + " | ".join(f"test {s}" for s in shops) + " |")
     print("|---|" + "---|" * (2 * len(shops) + 1))
-    for name, per in val.items():
-        if set(per) >= set(shops):
-            cells = [f"{np.mean(per[s]):.4f} ({len(per[s])})" for s in shops]
-            tests = [f"{np.mean(test[name][s]):.4f}" for s in shops]
-            print(f"| {name} | " + " | ".join(cells) + f" | **{np.mean([np.mean(per[s]) for s in shops]):.4f}** | "
-                  + " | ".join(tests) + " |")
+    for name, per in val.items():  # a recipe stopped before every shop ran gets no mean: it cannot be chosen
+        if len(per) < 2:
+            continue  # a row of one shop's own ablation
+        cells = [f"{np.mean(per[s]):.4f} ({len(per[s])})" if s in per else "not run" for s in shops]
+        tests = [f"{np.mean(test[name][s]):.4f}" if s in per else "" for s in shops]
+        mean = f"**{np.mean([np.mean(per[s]) for s in shops]):.4f}**" if set(per) >= set(shops) else ""
+        print(f"| {name} | " + " | ".join(cells) + f" | {mean} | " + " | ".join(tests) + " |")
 
 
 if __name__ == "__main__":
