@@ -19,7 +19,7 @@ EMBEDDED = ("product", "category", "brand", "event_type", "price_bucket", "gap_b
 """Integer ids per event, each embedded by the model."""
 HISTORY_COUNTS = ("prior_events", "prior_purchases", "prior_sessions")
 """The shopper's events, purchases and sessions before each event, over the shopper's whole history (the
-whole table offline; every event of the request in serving, `with_whole_history_counts`): the customer
+whole table offline; every event of the request in serving, `with_whole_history`): the customer
 history a 50-event window cuts off (benchmarks/README.md: LightGBM's intent lead rests on it). Counts, not
 ids: read as log1p."""
 HISTORY_TIMES = ("hours_as_customer", "hours_since_purchase")
@@ -193,7 +193,7 @@ def with_whole_history(window: dict[str, np.ndarray], starts_session: np.ndarray
     starts_session, is_purchase, ts_seconds: (N,) over the whole time-sorted history, N >= the window's length."""
     n, w = len(starts_session), len(window["product"])
     if n == w:
-        return window  # the window is the whole history: its own counts are the whole history's
+        return window  # the window is the whole history: its own history features are the whole history's
     first_of_user = np.zeros(n, dtype=bool)
     first_of_user[0] = True
     whole = history_features(first_of_user, starts_session | first_of_user, is_purchase, ts_seconds)
