@@ -42,16 +42,19 @@ class ArchitectureConfig:
     # with the counts, the visit rate and recency that RFM's churn features rest on.
     history_times: bool = False
     repeat: bool = True  # repeat/explore mixture: a pointer over the last `history` products (models.repeat)
+    # The churn head also reads the history counts and times at the moment asked, beside the state: RFM's own
+    # inputs handed straight to the one head that needs them, so they do not move the shared state.
+    churn_wide: bool = False
 
     @property
     def reads_whole_history(self) -> bool:
         """Whether an answer depends on every event given, not only the window's (the history features)."""
-        return self.history_counts or self.history_times
+        return self.history_counts or self.history_times or self.churn_wide
 
 
 # What a bundle saved before a field existed was built with: off. Loading fills them in (models.bundle).
 LEGACY_ARCHITECTURE = {"side_features": False, "cooc_neighbours": 0, "repeat": False, "session_shape": False,
-                       "history_counts": False, "history_times": False}
+                       "history_counts": False, "history_times": False, "churn_wide": False}
 
 
 @dataclass(kw_only=True)
@@ -119,7 +122,8 @@ class SessionSignalsModel(nn.Module):
         self.times = nn.Sequential(nn.Linear(n_times, d), nn.GELU(), nn.Linear(d, d)) if cfg.history_times else None
         self.intent_head = nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.Linear(d, 1))
         # Churn is asked at a moment in time, so the head also sees how long the user has been away.
-        self.churn_head = nn.Sequential(nn.Linear(d + 1, d), nn.GELU(), nn.Linear(d, 1))
+        n_wide = len(HISTORY_COUNTS) + len(HISTORY_TIMES) if cfg.churn_wide else 0
+        self.churn_head = nn.Sequential(nn.Linear(d + 1 + n_wide, d), nn.GELU(), nn.Linear(d, 1))
         # Next product: a query vector scored against the tied product table. A product's output vector
         # also carries its category's and brand's embeddings, so rarely seen products borrow strength
         # from their category (set_catalogue fills the maps; they travel in the weights file).
@@ -169,9 +173,19 @@ class SessionSignalsModel(nn.Module):
         """(..., D) -> (...): logit that the current session ends in a purchase."""
         return self.intent_head(h).squeeze(-1)
 
-    def churn_logit(self, h: torch.Tensor, gap: torch.Tensor) -> torch.Tensor:
-        """(N, D), (N,) log1p(days away) -> (N,): logit that the user makes no purchase within the horizon."""
-        return self.churn_head(torch.cat([h, gap.unsqueeze(-1).to(h.dtype)], dim=-1)).squeeze(-1)
+    def churn_inputs(self, x: dict[str, torch.Tensor], rows: torch.Tensor, pos: torch.Tensor) -> torch.Tensor | None:
+        """(B, L) features, (M,) rows and positions asked -> (M, 5) log1p history counts and times there, or
+        None when the churn head does not read them (model.churn_wide)."""
+        if not self.cfg.churn_wide:
+            return None
+        raw = torch.stack([x[name][rows, pos] for name in (*HISTORY_COUNTS, *HISTORY_TIMES)], -1)  # (M, 5)
+        return torch.log1p(raw.float())
+
+    def churn_logit(self, h: torch.Tensor, gap: torch.Tensor, wide: torch.Tensor | None = None) -> torch.Tensor:
+        """(N, D), (N,) log1p(days away), (N, 5) `churn_inputs` or None -> (N,): logit that the user makes no
+        purchase within the horizon."""
+        parts = [h, gap.unsqueeze(-1).to(h.dtype)] + ([] if wide is None else [wide.to(h.dtype)])
+        return self.churn_head(torch.cat(parts, dim=-1)).squeeze(-1)
 
     def set_catalogue(self, product_category: torch.Tensor, product_brand: torch.Tensor) -> None:
         """(P,) category and brand id of each product id, from the encoder."""

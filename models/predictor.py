@@ -94,7 +94,8 @@ class SignalPredictor:
             history = recent_products(batch["product"], model.cfg.history)[rows, last_pos]  # (b, K)
             gap = torch.from_numpy(churn_gap_feature(seconds_away[present]))  # (b,)
             intent[present] = torch.sigmoid(model.intent_logit(last)).double().numpy()
-            churn[present] = torch.sigmoid(model.churn_logit(last, gap)).double().numpy()
+            wide = model.churn_inputs(batch, rows, last_pos)  # (b, 5) or None
+            churn[present] = torch.sigmoid(model.churn_logit(last, gap, wide)).double().numpy()
             logits = model.product_logits(last, history, self.product_table)  # (b, P)
             products[present] = torch.log_softmax(logits, dim=-1).numpy()
             categories[present] = torch.softmax(model.category_logits(last), dim=-1).numpy()

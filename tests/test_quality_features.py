@@ -110,6 +110,24 @@ def test_history_times_change_the_state_only_when_on():
     assert torch.allclose(off.encode(x), off.encode(older))
 
 
+def test_the_wide_churn_inputs_reach_the_churn_head_and_leave_the_state_alone():
+    """model.churn_wide: the history counts and times at the asked position go to the churn head only."""
+    x = _batch()
+    recent = {**x, "hours_since_purchase": torch.full_like(x["product"], 5)}
+    torch.manual_seed(0)
+    m = SessionSignalsModel(_cfg(churn_wide=True, history_counts=False)).eval()
+    rows, pos = torch.tensor([0, 1]), torch.tensor([3, 6])
+    h = m.encode(x)
+    assert torch.allclose(h, m.encode(recent))  # the shared state does not read them
+    gap = torch.zeros(2)
+    with torch.no_grad():
+        torch.nn.init.normal_(m.churn_head[0].weight)  # a trained head reads them; a fresh one might barely
+        before = m.churn_logit(h[rows, pos], gap, m.churn_inputs(x, rows, pos))
+        after = m.churn_logit(h[rows, pos], gap, m.churn_inputs(recent, rows, pos))
+    assert not torch.allclose(before, after)
+    assert m.churn_inputs(x, rows, pos).shape == (2, 5) and SessionSignalsModel(_cfg()).churn_inputs(x, rows, pos) is None
+
+
 def test_score_products_matches_product_logits_with_evidence():
     m = SessionSignalsModel(_cfg(side_features=True, cooc_neighbours=4))
     src, dst = torch.randint(2, 20, (200,)), torch.randint(2, 20, (200,))
@@ -138,7 +156,8 @@ def test_leave_one_out_only_lowers_the_target():
 def test_parameter_count_with_the_new_parts():
     from training.memory_check import count_parameters
 
-    c = _cfg(side_features=True, cooc_neighbours=4, session_shape=True, history_counts=True, history_times=True)
+    c = _cfg(side_features=True, cooc_neighbours=4, session_shape=True, history_counts=True, history_times=True,
+             churn_wide=True)
     assert count_parameters(c) == sum(p.numel() for p in SessionSignalsModel(c).parameters())
 
 

@@ -64,7 +64,8 @@ def count_parameters(cfg: ModelConfig) -> int:
         enc = cfg.n_layers * (2 * 3 * (d * d + d))
     else:
         enc = cfg.n_layers * (4 * d * d + 4 * d + 2 * 4 * d * d + 5 * d + 4 * d)
-    heads = (d * d + d + d + 1) + ((d + 1) * d + d + d + 1) + (d * d + d) + cfg.n_products \
+    n_wide = 5 if cfg.churn_wide else 0  # the churn head's history counts and times
+    heads = (d * d + d + d + 1) + ((d + 1 + n_wide) * d + d + d + 1) + (d * d + d) + cfg.n_products \
         + (d + 1) * cfg.n_categories + (d + 1) * cfg.n_brands + 2 * d
     side = (N_SIDE * d + d + d * d + d) if cfg.side_features else 0  # the wide side inputs' two layers
     side += (N_SHAPE * d + d + d * d + d) if cfg.session_shape else 0  # the session shape's two layers

@@ -44,7 +44,8 @@ class SignalsModule(L.LightningModule):
         keeps the GPU fed and lets torch.compile take the whole step (`train.compile`).
         `negatives`: (S,) shared draws for `next_loss=sampled` (drawn outside, see `draw_negatives`).
         """
-        h = self.model.encode(feature_batch(batch))  # (B, L, D)
+        x = feature_batch(batch)
+        h = self.model.encode(x)  # (B, L, D)
         flat = h.flatten(0, 1)  # (B*L, D)
         out: dict[str, torch.Tensor] = {}
         losses = {}
@@ -59,7 +60,8 @@ class SignalsModule(L.LightningModule):
 
         if batch["churn_pos"].numel():
             hc = h[batch["churn_batch"], batch["churn_pos"]]  # (M, D)
-            logits = self.model.churn_logit(hc, batch["churn_gap"]).float()  # (M,)
+            wide = self.model.churn_inputs(x, batch["churn_batch"], batch["churn_pos"])  # (M, 5) or None
+            logits = self.model.churn_logit(hc, batch["churn_gap"], wide).float()  # (M,)
             losses["churn"] = F.binary_cross_entropy_with_logits(logits, batch["churn_label"])
             if not self.training:
                 out["churn_prob"], out["churn_target"] = torch.sigmoid(logits), batch["churn_label"].long()

@@ -30,14 +30,16 @@ def predict(model: SessionSignalsModel, dataset: WindowDataset, batch_size: int 
         host = batch  # row keys and label indices are read here, never copied back from the device
         rows = host["event_row"].flatten()  # (B*L,)
         batch = {k: v.to(device) for k, v in batch.items()}
-        h = model.encode(feature_batch(batch))  # (B, L, D)
+        x = feature_batch(batch)
+        h = model.encode(x)  # (B, L, D)
         flat = h.flatten(0, 1)  # (B*L, D)
         intent_rows.append(rows[host["intent_index"]])
         intent_p.append(torch.sigmoid(model.intent_logit(flat[batch["intent_index"]])).cpu())
         if host["churn_pos"].numel():
             hc = h[batch["churn_batch"], batch["churn_pos"]]
             churn_keys.append(host["churn_key"])
-            churn_p.append(torch.sigmoid(model.churn_logit(hc, batch["churn_gap"])).cpu())
+            wide = model.churn_inputs(x, batch["churn_batch"], batch["churn_pos"])
+            churn_p.append(torch.sigmoid(model.churn_logit(hc, batch["churn_gap"], wide)).cpu())
         index = batch["next_index"]
         if index.numel():
             next_rows.append(rows[host["next_index"]])

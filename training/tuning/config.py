@@ -105,6 +105,7 @@ def default_search_space() -> dict[str, ParamSpec]:
         "model.session_shape": ParamSpec("categorical", choices=[True, False]),
         "model.history_counts": ParamSpec("categorical", choices=[True, False]),
         "model.history_times": ParamSpec("categorical", choices=[True, False]),
+        "model.churn_wide": ParamSpec("categorical", choices=[True, False]),
         "model.cooc_neighbours": ParamSpec("categorical", choices=[0, 16, 32]),
         "model.repeat": ParamSpec("categorical", choices=[True, False]),
         "model.history": ParamSpec("categorical", choices=[8, 49]),
