@@ -10,7 +10,7 @@ filter) and is left out; everything else is kept, in the table's order. A custom
 /predict gives for all of their events (tests/test_score.py), at a fraction of the cost: most events of a long
 history are views. The lists by purpose `trending` (the top brand of every event), `recently_viewed` (every
 view) and `similar` (the latest view of a product the model knows) read older views too: with any of them
-asked, every event is kept (`every_event`), as it is for a model that reads the shopper's history counts.
+asked, every event is kept (`every_event`), as it is for a model that reads the shopper's whole history (`ArchitectureConfig.reads_whole_history`).
 """
 from __future__ import annotations
 

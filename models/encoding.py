@@ -26,7 +26,9 @@ HISTORY_TIMES = ("hours_as_customer", "hours_since_purchase")
 """Whole hours since the shopper's first event and since the shopper's last purchase (0 when none: prior_purchases
 says which), before each event, over the same whole history as HISTORY_COUNTS: with the counts they give the
 visit and purchase rates and the recency that RFM's churn features rest on. Read as log1p."""
-FEATURES = (*EMBEDDED, *HISTORY_COUNTS, *HISTORY_TIMES)
+WHOLE_HISTORY = (*HISTORY_COUNTS, *HISTORY_TIMES)
+"""The features read over the shopper's whole history (`history_features`), not the window's."""
+FEATURES = (*EMBEDDED, *WHOLE_HISTORY)
 """Integer features per event: what a window carries."""
 
 # Time since the user's previous event, in seconds. Log-spaced: a 10 s and a 20 s gap differ in
@@ -165,7 +167,7 @@ def history_features(first_of_user: np.ndarray, starts_session: np.ndarray, is_p
     from the user's events strictly before each one."""
     n = len(first_of_user)
     if n == 0:
-        return {name: np.zeros(0, dtype=np.int64) for name in (*HISTORY_COUNTS, *HISTORY_TIMES)}
+        return {name: np.zeros(0, dtype=np.int64) for name in WHOLE_HISTORY}
     rows = np.arange(n)
     user_start = np.maximum.accumulate(np.where(first_of_user, rows, 0))  # (N,) row of the user's first event
 

@@ -11,7 +11,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from models.encoding import FEATURES, HISTORY_COUNTS, HISTORY_TIMES
+from models.encoding import FEATURES, HISTORY_COUNTS, HISTORY_TIMES, WHOLE_HISTORY
 from models.ranking import chunked_ranks
 from models.repeat import RepeatHead
 from models.session_features import N_SHAPE, N_SIDE, session_shape_features, side_features
@@ -122,7 +122,7 @@ class SessionSignalsModel(nn.Module):
         self.times = nn.Sequential(nn.Linear(n_times, d), nn.GELU(), nn.Linear(d, d)) if cfg.history_times else None
         self.intent_head = nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.Linear(d, 1))
         # Churn is asked at a moment in time, so the head also sees how long the user has been away.
-        n_wide = len(HISTORY_COUNTS) + len(HISTORY_TIMES) if cfg.churn_wide else 0
+        n_wide = len(WHOLE_HISTORY) if cfg.churn_wide else 0
         self.churn_head = nn.Sequential(nn.Linear(d + 1 + n_wide, d), nn.GELU(), nn.Linear(d, 1))
         # Next product: a query vector scored against the tied product table. A product's output vector
         # also carries its category's and brand's embeddings, so rarely seen products borrow strength
@@ -178,7 +178,7 @@ class SessionSignalsModel(nn.Module):
         None when the churn head does not read them (model.churn_wide)."""
         if not self.cfg.churn_wide:
             return None
-        raw = torch.stack([x[name][rows, pos] for name in (*HISTORY_COUNTS, *HISTORY_TIMES)], -1)  # (M, 5)
+        raw = torch.stack([x[name][rows, pos] for name in WHOLE_HISTORY], -1)  # (M, 5)
         return torch.log1p(raw.float())
 
     def churn_logit(self, h: torch.Tensor, gap: torch.Tensor, wide: torch.Tensor | None = None) -> torch.Tensor:

@@ -1,9 +1,10 @@
 """The quality additions: transition evidence, session side features, and their consistency across scoring paths."""
 import numpy as np
+import pytest
 import torch
 
 from models.cooccurrence import transition_table
-from models.encoding import HISTORY_COUNTS, HISTORY_TIMES
+from models.encoding import WHOLE_HISTORY
 from models.network import ModelConfig, SessionSignalsModel, recent_products
 from models.session_features import GAP_SECONDS, N_SHAPE, N_SIDE, session_shape_features, side_features
 
@@ -19,7 +20,7 @@ def _batch(B: int = 3, L: int = 7) -> dict[str, torch.Tensor]:
          for k in ("product", "category", "brand", "event_type", "price_bucket", "gap_bucket")}
     x["product"] = torch.randint(2, 20, (B, L), generator=g)
     x["new_session"] = torch.tensor([[2, 1, 1, 2, 1, 1, 1]] * B)
-    for name in (*HISTORY_COUNTS, *HISTORY_TIMES):  # the shopper's history before the window: none
+    for name in WHOLE_HISTORY:  # the shopper's history before the window: none
         x[name] = torch.zeros(B, L, dtype=torch.long)
     for v in x.values():
         v[2, 5:] = 0  # right padding
@@ -88,26 +89,18 @@ def test_history_features_read_the_whole_history_not_the_window():
     assert c["hours_since_purchase"].tolist() == [0, 0, 9, 19, 0, 5]
 
 
-def test_history_counts_change_the_state_only_when_on():
+@pytest.mark.parametrize("option, feature, value", [("history_counts", "prior_purchases", 40),
+                                                    ("history_times", "hours_as_customer", 900)])
+def test_history_features_change_the_state_only_when_on(option: str, feature: str, value: int):
+    """40 earlier purchases, or 900 hours as a customer, move the state of a model that reads them, and only then."""
     x = _batch()
-    more = {**x, "prior_purchases": torch.full_like(x["product"], 40)}
+    more = {**x, feature: torch.full_like(x["product"], value)}
     torch.manual_seed(0)
-    on = SessionSignalsModel(_cfg(history_counts=True)).eval()
+    on = SessionSignalsModel(_cfg(**{option: True})).eval()
     torch.manual_seed(0)
-    off = SessionSignalsModel(_cfg(history_counts=False)).eval()
-    assert not torch.allclose(on.encode(x)[:2], on.encode(more)[:2])  # 40 earlier purchases move the state
+    off = SessionSignalsModel(_cfg(**{option: False})).eval()
+    assert not torch.allclose(on.encode(x)[:2], on.encode(more)[:2])
     assert torch.allclose(off.encode(x), off.encode(more))
-
-
-def test_history_times_change_the_state_only_when_on():
-    x = _batch()
-    older = {**x, "hours_as_customer": torch.full_like(x["product"], 900)}
-    torch.manual_seed(0)
-    on = SessionSignalsModel(_cfg(history_times=True)).eval()
-    torch.manual_seed(0)
-    off = SessionSignalsModel(_cfg()).eval()
-    assert not torch.allclose(on.encode(x)[:2], on.encode(older)[:2])  # 900 hours as a customer move the state
-    assert torch.allclose(off.encode(x), off.encode(older))
 
 
 def test_the_wide_churn_inputs_reach_the_churn_head_and_leave_the_state_alone():

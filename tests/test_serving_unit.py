@@ -148,7 +148,7 @@ def test_served_history_features_are_the_whole_historys_as_training_reads_them(e
     """The window holds the latest WINDOW events, but the shopper's counts (events, purchases, sessions before
     each event) and times (hours as a customer, since the last purchase) are read over every event of the
     request, as the training table's encoding reads them."""
-    from models.encoding import HISTORY_COUNTS, HISTORY_TIMES
+    from models.encoding import WHOLE_HISTORY
 
     long = [u for _, u in events.groupby("user_id") if len(u) > WINDOW]
     assert long, "the fixture needs a shopper with more events than the window"
@@ -156,7 +156,7 @@ def test_served_history_features_are_the_whole_historys_as_training_reads_them(e
         user = user.sort_values("ts", kind="stable")
         trained = predictor.encoder.encode(user)  # the whole timeline, as the training table is encoded
         served = encode_history(ShopperHistory.from_events(as_events(user)), predictor.encoder, WINDOW)
-        for name in (*HISTORY_COUNTS, *HISTORY_TIMES):
+        for name in WHOLE_HISTORY:
             np.testing.assert_array_equal(served[name], trained[name][-WINDOW:], err_msg=name)
 
 

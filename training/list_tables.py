@@ -19,7 +19,7 @@ import pandas as pd
 
 from models.complements import complement_table
 from models.customer_index import unit_rows
-from models.encoding import HISTORY_COUNTS, HISTORY_TIMES, EventEncoder
+from models.encoding import WHOLE_HISTORY, EventEncoder
 from models.network import SessionSignalsModel
 from models.predictor import last_states
 from models.vocab import N_RESERVED, PAD
@@ -91,7 +91,7 @@ def customer_index(events: pd.DataFrame, encoder: EventEncoder, model: SessionSi
     # The history features (counts, times) are the whole history's, as the endpoint computes them from every
     # event of a request; the rest is the window's own encoding, as the endpoint encodes it.
     whole = encoder.encode(timelines)
-    for name in (*HISTORY_COUNTS, *HISTORY_TIMES):
+    for name in WHOLE_HISTORY:
         features[name] = whole[name][in_window]
     user = windows["user_id"].to_numpy()
     starts = np.flatnonzero(np.r_[True, user[1:] != user[:-1]])

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
+from models.encoding import HISTORY_COUNTS, HISTORY_TIMES, WHOLE_HISTORY
 from models.network import ModelConfig
 from models.session_features import N_SHAPE, N_SIDE
 from training.config import TrainConfig
@@ -64,13 +65,13 @@ def count_parameters(cfg: ModelConfig) -> int:
         enc = cfg.n_layers * (2 * 3 * (d * d + d))
     else:
         enc = cfg.n_layers * (4 * d * d + 4 * d + 2 * 4 * d * d + 5 * d + 4 * d)
-    n_wide = 5 if cfg.churn_wide else 0  # the churn head's history counts and times
+    n_wide = len(WHOLE_HISTORY) if cfg.churn_wide else 0  # the churn head's history counts and times
     heads = (d * d + d + d + 1) + ((d + 1 + n_wide) * d + d + d + 1) + (d * d + d) + cfg.n_products \
         + (d + 1) * cfg.n_categories + (d + 1) * cfg.n_brands + 2 * d
     side = (N_SIDE * d + d + d * d + d) if cfg.side_features else 0  # the wide side inputs' two layers
     side += (N_SHAPE * d + d + d * d + d) if cfg.session_shape else 0  # the session shape's two layers
-    side += (3 * d + d + d * d + d) if cfg.history_counts else 0  # the history counts' two layers
-    side += (2 * d + d + d * d + d) if cfg.history_times else 0  # the history times' two layers
+    side += (len(HISTORY_COUNTS) * d + d + d * d + d) if cfg.history_counts else 0  # the history counts' two layers
+    side += (len(HISTORY_TIMES) * d + d + d * d + d) if cfg.history_times else 0  # the history times' two layers
     cooc = 2 * cfg.history if cfg.cooc_neighbours else 0  # the transition-evidence weight per direction and step
     repeat = (d * d + d + cfg.history + d + 1) if cfg.repeat else 0  # pointer query, recency bias, gate
     return emb + enc + heads + side + cooc + repeat + cfg.history  # + the recency bonus per history step
