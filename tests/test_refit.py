@@ -1,14 +1,17 @@
 """Refit on train + validation (`train.refit`): validation labels train the final model, the test split
 is untouched, and products first seen in the validation window become rankable."""
 import numpy as np
+import pytest
 import torch
 
 from events.config_io import load_config
+from events.errors import UserFacingError
 from tests.factories import random_events, tiny_run_overrides, write_events
 from training.config import TrainRunConfig
 from training.in_memory import prepare_in_memory
 from training.labels import TEST, TRAIN, VAL
 from training.lightning_fit import fit
+from training.training_data import prepare
 from training.window_predictions import predict
 
 
@@ -32,3 +35,11 @@ def test_refit_data_merges_validation_into_training_and_leaves_test_alone(tmp_pa
     assert module.model.cooc_count.sum() > 0  # transition evidence filled from the merged training pairs
     pred = predict(module.model.eval(), merged.datasets[TEST])
     assert np.isfinite(pred.intent.to_numpy()).all() and len(pred.next_rank)
+
+
+def test_streaming_data_with_a_refit_stops_before_any_work(tmp_path):
+    """Streamed data cannot refit: the run says so at once, naming both keys, before reading the data."""
+    cfg = load_config(TrainRunConfig, None, [f"data.path={tmp_path / 'no-such-folder'}", "data.streaming=true",
+                                             "train.refit=true"])
+    with pytest.raises(UserFacingError, match=r"train\.refit.*data\.streaming=true"):
+        prepare(cfg)

@@ -86,6 +86,9 @@ def model_config(cfg: TrainRunConfig, encoder: EventEncoder) -> ModelConfig:
 def prepare(cfg: TrainRunConfig) -> TrainingData:
     """Split, labels, encoder and windows of the run's data, in memory or streamed (`data.streaming`)."""
     if cfg.data.streaming:
+        if cfg.train.refit:  # said before any work, not after the first fit has run for hours
+            raise UserFacingError("train.refit needs the data in memory; data.streaming=true cannot refit "
+                                  "(set train.refit=false or data.streaming=false)")
         from training.streaming.prepare import prepare_streaming
 
         return prepare_streaming(cfg)

@@ -125,6 +125,11 @@ def main() -> None:
     if not args.no_baselines:
         print("baselines (test):", json.dumps(baselines(base_cfg, p, test_points,
                                                         args.results / f"{args.dataset}-baselines.json")), flush=True)
+    # The refit's comparison is refit too: the baselines learn from the same merged window (as in `signals train`).
+    merged = p.for_refit() if args.refit else None
+    if merged is not None and not args.no_baselines:
+        print("baselines refit on train + validation (test):", json.dumps(baselines(
+            base_cfg, merged, test_points, args.results / f"{args.dataset}-refit-baselines.json")), flush=True)
     if args.baselines_only:
         return
     log_pop = torch.from_numpy(p.log_popularity())
@@ -143,9 +148,8 @@ def main() -> None:
                "epochs_run": epochs, "best_epoch": best_epoch, "minutes": round((time.perf_counter() - t0) / 60, 2),
                "val": score(predict(model, p.datasets[VAL]), val_points),
                "test": score(predict(model, p.datasets[TEST]), test_points), "curves": curves.rows}
-        if args.refit and best_epoch >= 0:
+        if merged is not None and best_epoch >= 0:
             L.seed_everything(seed, workers=True)
-            merged = p.for_refit()
             with tempfile.TemporaryDirectory() as tmp:
                 refitted, _ = fit(cfg, merged, torch.from_numpy(merged.log_popularity()), logger=False,
                                   ckpt_dir=Path(tmp) / "ckpt", callbacks=None, epochs=best_epoch + 1)
