@@ -68,7 +68,8 @@ class TestFittedAdapter:
     @pytest.fixture(scope="class")
     def fitted(self, harness, tmp_path_factory):
         split = harness.apply_protocol("synthetic", *synthetic_frames())
-        model = SessionSignalsPeer(overrides=["train.max_epochs=2", "model.d_model=16"], seed=1,
+        # no refit, so the products first seen in the validation window stay outside the vocabulary
+        model = SessionSignalsPeer(overrides=["train.max_epochs=2", "model.d_model=16", "train.refit=false"], seed=1,
                                    workdir=tmp_path_factory.mktemp("peers"))
         model.fit(split.train, split.n_items)
         return model, split
