@@ -28,7 +28,12 @@ says which), before each event, over the same whole history as HISTORY_COUNTS: w
 visit and purchase rates and the recency that RFM's churn features rest on. Read as log1p."""
 WHOLE_HISTORY = (*HISTORY_COUNTS, *HISTORY_TIMES)
 """The features read over the shopper's whole history (`history_features`), not the window's."""
-FEATURES = (*EMBEDDED, *WHOLE_HISTORY)
+GAP_MINUTES = "gap_minutes"
+"""Whole minutes since the shopper's previous event (0 at the first), capped at MAX_GAP_MINUTES: the exact value
+behind gap_bucket, for a head that needs a threshold the buckets do not have (the uplift head's "how soon did
+the shopper come back": a "do not disturb" rule at 90 minutes falls inside the 1 h - 3 h bucket)."""
+MAX_GAP_MINUTES = 90 * 24 * 60
+FEATURES = (*EMBEDDED, *WHOLE_HISTORY, GAP_MINUTES)
 """Integer features per event: what a window carries."""
 
 # Time since the user's previous event, in seconds. Log-spaced: a 10 s and a 20 s gap differ in
@@ -113,6 +118,7 @@ class EventEncoder:
             "price_bucket": self.price_bucket(price),
             "gap_bucket": gap_bucket.astype(np.int64),
             "new_session": starts_session.astype(np.int64) + 1,  # 1 = continues a session, 2 = starts one; 0 = PAD
+            GAP_MINUTES: np.where(first_of_user, 0, np.clip(gap, 0, MAX_GAP_MINUTES * 60) // 60).astype(np.int64),
             **history_features(first_of_user, starts_session, event_type_id == self.event_types.encode(["purchase"])[0],
                                ts_seconds),
         }

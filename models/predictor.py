@@ -18,6 +18,7 @@ import torch
 from models.bundle import load_bundle
 from models.encoding import FEATURES, EventEncoder, churn_gap_feature, with_whole_history
 from models.network import SessionSignalsModel, recent_products
+from models.uplift import uplift_at
 
 
 @dataclass
@@ -29,6 +30,8 @@ class Scores:
     brands: np.ndarray  # (B, Bn) brand probabilities
     representation: np.ndarray  # (B, D) the encoder's state after the latest event (the customer's learned
     #                             representation: what lookalikes compare); NaN rows for empty histories
+    uplift: np.ndarray | None = None  # (B,) change in the purchase chance if treated now (models.uplift), NaN
+    #                                   for empty histories; None when the model has no uplift head
 
 
 class SignalPredictor:
@@ -81,6 +84,7 @@ class SignalPredictor:
         categories = np.empty((B, len(meta["category_prior"])), dtype=np.float32)
         brands = np.empty((B, len(meta["brand_prior"])), dtype=np.float32)
         representation = np.full((B, model.cfg.d_model), np.nan, dtype=np.float32)
+        uplift = None if model.uplift_head is None else np.full(B, np.nan)
         if absent:
             products[absent] = self.popularity_scores
             categories[absent] = meta["category_prior"]
@@ -100,7 +104,9 @@ class SignalPredictor:
             products[present] = torch.log_softmax(logits, dim=-1).numpy()
             categories[present] = torch.softmax(model.category_logits(last), dim=-1).numpy()
             brands[present] = torch.softmax(model.brand_logits(last), dim=-1).numpy()
-        return Scores(intent, churn, products, categories, brands, representation)
+            if uplift is not None:
+                uplift[present] = uplift_at(model, last, batch, rows, last_pos).double().numpy()
+        return Scores(intent, churn, products, categories, brands, representation, uplift)
 
 
 def pad_windows(windows: Sequence[dict[str, np.ndarray]]) -> tuple[dict[str, torch.Tensor], np.ndarray]:

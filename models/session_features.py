@@ -16,16 +16,28 @@ from models.vocab import N_RESERVED
 # Event type ids: the encoder's vocabulary starts with these core types, right after PAD and UNK.
 VIEW, CART, REMOVE, PURCHASE = N_RESERVED, N_RESERVED + 1, N_RESERVED + 2, N_RESERVED + 3
 N_SIDE = 11
+SIDE_NET_CART = 9
+"""side_features' column of log1p(net cart size): products added minus removed in the session so far."""
+
+
+def session_starts(x: dict[str, torch.Tensor]) -> torch.Tensor:
+    """(B, L) bool: the events that start a session, and each window's first event (its session's first seen)."""
+    pos = torch.arange(x["new_session"].shape[1], device=x["new_session"].device)
+    return (x["new_session"] == 2) | (pos == 0)
+
+
+def session_start_positions(starts: torch.Tensor) -> torch.Tensor:
+    """(B, L) bool session starts -> (B, L) the position of each event's session start, carried forward."""
+    pos = torch.arange(starts.shape[1], device=starts.device).expand_as(starts)  # (B, L)
+    return torch.where(starts, pos, torch.zeros_like(pos)).cummax(1).values
 
 
 def _session_cumsum(values: torch.Tensor, starts: torch.Tensor) -> torch.Tensor:
     """(B, L, F) per-event values, (B, L) bool session starts -> (B, L, F) sums since the session's start."""
     total = values.cumsum(1)  # (B, L, F)
     before = total - values  # (B, L, F) sum strictly before t
-    # The sum before the current session's first event, carried forward with cummax over the start positions.
-    L = values.shape[1]
-    pos = torch.arange(L, device=values.device).expand_as(starts)  # (B, L)
-    start_pos = torch.where(starts, pos, torch.zeros_like(pos)).cummax(1).values  # (B, L)
+    # The sum before the current session's first event, taken at its start position.
+    start_pos = session_start_positions(starts)  # (B, L)
     base = before.gather(1, start_pos.unsqueeze(-1).expand_as(values))  # (B, L, F)
     return total - base
 
@@ -33,7 +45,7 @@ def _session_cumsum(values: torch.Tensor, starts: torch.Tensor) -> torch.Tensor:
 def side_features(x: dict[str, torch.Tensor]) -> torch.Tensor:
     """(B, L) integer features -> (B, L, N_SIDE) float aggregates, log-scaled (0 at padding)."""
     et, real = x["event_type"], x["product"] > 0  # (B, L)
-    starts = (x["new_session"] == 2) | (torch.arange(et.shape[1], device=et.device) == 0)  # (B, L)
+    starts = session_starts(x)  # (B, L)
     kinds = torch.stack([real, et == VIEW, et == CART, et == REMOVE, et == PURCHASE], -1).float()  # (B, L, 5)
     session = _session_cumsum(kinds, starts)  # (B, L, 5) counts in the session so far
     window = kinds.cumsum(1)  # (B, L, 5) counts over the window so far (the customer's recent history)
@@ -73,7 +85,7 @@ def session_shape_features(x: dict[str, torch.Tensor]) -> torch.Tensor:
     product, real = x["product"], x["product"] > 0  # (B, L)
     L = product.shape[1]
     pos = torch.arange(L, device=product.device)
-    starts = (x["new_session"] == 2) | (pos == 0)  # (B, L)
+    starts = session_starts(x)  # (B, L)
     session_id = starts.long().cumsum(1)  # (B, L)
     # (B, L, L): position s is in t's session and not after it. L is 50: the square is cheaper than a sort.
     upto = (session_id.unsqueeze(2) == session_id.unsqueeze(1)) & (pos[None, None, :] <= pos[None, :, None])

@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 
 from models.predictor import SignalPredictor
-from models.uplift import uplift_of_states
 from models.vocab import N_RESERVED, UNK
 from models.bundle import load_list_arrays
 from serving.candidates import allowed_products
@@ -69,7 +68,7 @@ class SignalsEngine:
         encoded = [None if h.empty else encode_history(h, self.predictor.encoder, self.window) for h in histories]
         seconds_away = np.array([0.0 if h.empty else h.idle_seconds(t) for h, t in zip(histories, as_of)])
         scores = self.predictor.score_encoded(encoded, seconds_away)
-        uplift = uplift_of_states(self.predictor.model, scores.representation)  # (B,) NaN: no history; None: no head
+        uplift = scores.uplift  # (B,) NaN: no history; None: no head
         lift = [None] * len(requests) if uplift is None else [None if np.isnan(u) else float(u) for u in uplift]
         modelled = [e is not None for e in encoded]
         allowed = [allowed_products(r.filters, h, self.catalogue) for r, h in zip(requests, histories)]

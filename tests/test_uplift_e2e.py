@@ -48,7 +48,7 @@ def uplift_bundle(tmp_path_factory) -> tuple[Path, Path]:
                   "--tracking-uri", store, cwd=work)
     assert "| oracle |" in out and "| highest_intent |" in out and "| lightgbm_t_learner |" in out
     results = json.loads((work / "out" / "uplift_results.json").read_text())
-    assert results["chosen"].removesuffix("_taught") in ("two_heads", "shift")
+    assert results["chosen"] == "wide" and set(results["validation"]) == {"wide"}  # the default: one design, frozen
     assert results["test"]["oracle"]["true_qini_over_oracle"] == 1.0
     assert "registered as session-signals version 2, alias uplift" in out
     return work, work / "out" / "bundle"
@@ -97,4 +97,5 @@ def test_the_benchmark_script_runs(tmp_path: Path) -> None:
                            "--workdir", str(tmp_path), "--results", str(tmp_path / "RESULTS.md")],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stderr[-5000:]
-    assert "| oracle |" in (tmp_path / "RESULTS.md").read_text()
+    text = (tmp_path / "RESULTS.md").read_text()
+    assert "| oracle |" in text and "| model_chosen_on_validation |" in text and "| wide_taught |" in text

@@ -17,10 +17,11 @@ from models.encoding import EventEncoder
 from models.network import ModelConfig, SessionSignalsModel
 from models.predictor import SignalPredictor
 from models.uplift import (
+    N_DECISION,
+    UPLIFT_DESIGNS,
     UpliftHead,
     attach_uplift_head,
     bundle_has_uplift,
-    uplift_of_states,
 )
 from serving.api_types import Event, ModelIdentity, ShopperRequest
 from serving.engine import SignalsEngine
@@ -59,40 +60,47 @@ def with_head(model: SessionSignalsModel, design: str = "shift") -> SessionSigna
     return model
 
 
-@pytest.mark.parametrize("design", ["two_heads", "shift", "segments"])
+def uplift_of(model: SessionSignalsModel, encoder: EventEncoder, meta: dict, timelines: list[pd.DataFrame]):
+    return SignalPredictor(model, encoder, meta).score(timelines, [pd.Timestamp(NOW)] * len(timelines)).uplift
+
+
+@pytest.mark.parametrize("design", UPLIFT_DESIGNS)
 def test_a_bundle_keeps_its_uplift_head_and_an_old_bundle_loads_without_one(events, tmp_path, design) -> None:
     model, encoder, meta = tiny_model(events)
+    timelines = [events[events.user_id == events.user_id.iloc[0]], events.iloc[:0],
+                 events[events.user_id == events.user_id.iloc[-1]]]  # the second: an empty history
     save_bundle(tmp_path / "old", model, encoder, meta)
     config = json.loads((tmp_path / "old" / "model_config.json").read_text())
     config.pop("uplift_head")  # as written before the field existed
     (tmp_path / "old" / "model_config.json").write_text(json.dumps(config))
     old, _, _ = load_bundle(tmp_path / "old")
     assert old.uplift_head is None and not bundle_has_uplift(tmp_path / "old")
-    assert uplift_of_states(old, np.zeros((2, 16), dtype=np.float32)) is None
+    assert uplift_of(old, encoder, meta, timelines) is None
 
     save_bundle(tmp_path / "new", with_head(model, design), encoder, meta)
     loaded, _, _ = load_bundle(tmp_path / "new")
     assert bundle_has_uplift(tmp_path / "new")
-    states = np.random.default_rng(0).normal(size=(3, 16)).astype(np.float32)
-    states[1] = np.nan  # an empty history
-    expected, got = uplift_of_states(model, states), uplift_of_states(loaded, states)
+    expected, got = uplift_of(model, encoder, meta, timelines), uplift_of(loaded, encoder, meta, timelines)
     assert np.isnan(got[1]) and np.allclose(got[[0, 2]], expected[[0, 2]]) and (np.abs(got[[0, 2]]) > 1e-4).all()
 
 
-@pytest.mark.parametrize("design", ["two_heads", "shift", "segments"])
+@pytest.mark.parametrize("design", UPLIFT_DESIGNS)
 def test_a_fitted_head_ranks_by_the_effect_it_was_shown(design) -> None:
-    """Randomised points whose treatment effect is the sign of the state's first coordinate."""
+    """Randomised points whose treatment effect is the sign of the state's first coordinate (which the
+    decision inputs also carry, for the design that reads only them)."""
     rng = np.random.default_rng(0)
     n, d = 6000, 8
     state = torch.from_numpy(rng.normal(size=(n, d)).astype(np.float32))
+    decision = torch.zeros(n, N_DECISION)
+    decision[:, -1] = state[:, 0]
     intent = torch.full((n,), -1.0)
     treated = rng.random(n) < 0.5
     effect = np.where(state[:, 0].numpy() > 0, 0.3, -0.1)
     outcome = (rng.random(n) < 0.27 + treated * effect).astype(np.int8)
     rows = np.arange(n)
-    head, epochs = fit_head(design, state, intent, treated, outcome, rows[:4000], rows[4000:5000],
+    head, epochs = fit_head(design, state, intent, decision, treated, outcome, rows[:4000], rows[4000:5000],
                             UpliftFitConfig(max_epochs=30, patience=5), seed=0)
-    uplift = predicted_uplift(head, state[5000:], intent[5000:])
+    uplift = predicted_uplift(head, state[5000:], intent[5000:], decision[5000:])
     assert epochs >= 1
     assert np.corrcoef(uplift, effect[5000:])[0, 1] > 0.5
 
@@ -121,9 +129,8 @@ def test_served_uplift_and_the_persuadable_segment(events) -> None:
 
     engine = SignalsEngine(SignalPredictor(with_head(model), encoder, meta), identity, rules)
     answer, empty = engine.predict(requests, [NOW] * 2)
-    h = engine.predictor.score_encoded([engine.predictor.encode_timeline(pd.DataFrame(
-        [e.model_dump() for e in shopper]).assign(session_id="s"))], np.zeros(1)).representation
-    assert answer.uplift == pytest.approx(float(uplift_of_states(model, h)[0]), abs=1e-6)
+    (expected,) = uplift_of(model, encoder, meta, [pd.DataFrame([e.model_dump() for e in shopper]).assign(session_id="s")])
+    assert answer.uplift == pytest.approx(float(expected), abs=1e-6)
     assert empty.uplift is None
     for threshold, expected in ((answer.uplift - 0.01, True), (answer.uplift + 0.01, False)):
         strict = SignalsEngine(engine.predictor, identity, load_rules(DEFAULT_SEGMENTS_CONFIG,
@@ -176,3 +183,33 @@ def test_teaching_the_encoder_makes_its_state_carry_the_session_features(events:
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # the original is left alone
     heads = [k for k in before if k.startswith(("intent_head", "churn_head", "category_head", "brand_head"))]
     assert heads and all(torch.equal(before[k], taught.state_dict()[k]) for k in heads)  # only the encoder moved
+
+
+@pytest.mark.parametrize(("away", "bought"), [(timedelta(minutes=80), True), (timedelta(minutes=100), True),
+                                              (timedelta(days=3), False)])
+def test_the_decision_inputs_say_how_soon_the_shopper_came_back_and_what_they_bought(events, away, bought) -> None:
+    """A shopper's second session, decided at its second event with one product in the cart: the inputs carry
+    the gap before that session's first event (not the in-session gap; 80 and 100 minutes share a bucket, the
+    minutes tell them apart), an earlier purchase or none, the sessions started before the decision event
+    (both), and the cart."""
+    from models.encoding import GAP_EDGES_S
+    from models.predictor import pad_windows
+    from models.uplift import decision_inputs
+
+    model, encoder, meta = tiny_model(events)
+    first = NOW - timedelta(days=5)
+    second = first + timedelta(minutes=10) + away
+    rows = [(first, "s1", "view"), (first + timedelta(minutes=5), "s1", "cart"),
+            (first + timedelta(minutes=10), "s1", "purchase" if bought else "view"),
+            (second, "s2", "view"), (second + timedelta(seconds=20), "s2", "cart")]
+    timeline = pd.DataFrame([{"user_id": "u", "session_id": sid, "ts": pd.Timestamp(ts), "event_type": kind,
+                              "product_id": events.product_id.iloc[0], "category": events.category.iloc[0],
+                              "brand": events.brand.iloc[0], "price": 10.0} for ts, sid, kind in rows])
+    batch, lengths = pad_windows([SignalPredictor(model, encoder, meta).encode_timeline(timeline)])
+    (inputs,) = decision_inputs(batch, torch.zeros(1, dtype=torch.long), torch.from_numpy(lengths - 1))
+    gap_bucket = int(inputs[: len(inputs) - 6].argmax())
+    assert gap_bucket == 2 + np.searchsorted(GAP_EDGES_S, away.total_seconds(), side="right")
+    minutes, log_purchases, any_purchase, log_sessions, log_cart, any_cart = inputs[-6:].tolist()
+    assert minutes == pytest.approx(np.log1p(away.total_seconds() // 60) / 10)
+    assert any_purchase == float(bought) and log_purchases == pytest.approx(np.log1p(float(bought)))
+    assert log_sessions == pytest.approx(np.log1p(2)) and any_cart == 1.0 and log_cart == pytest.approx(np.log1p(1))

@@ -24,6 +24,7 @@ from events.schema import EVENTS_FILE
 from events.source import DatasetSource, file_sha256
 from models.encoding import FEATURES, EventEncoder
 from models.network import SessionSignalsModel
+from models.uplift import N_DECISION, decision_inputs
 from training.labels import NO_SPLIT, SplitDates, naive_utc, split_of_interval
 
 TREATMENTS_FILE = "treatments.parquet"  # the simulator's names (events/simulator/writer.py); a shop's own
@@ -57,6 +58,7 @@ class DecisionPoints:
     events: pd.DataFrame  # canonical events sorted by user then time, with `step` (index within the session)
     state: torch.Tensor  # (N, D) encoder state after the decision event
     intent_logit: torch.Tensor  # (N,) the intent head's logit there
+    decision: torch.Tensor  # (N, N_DECISION) the decision's explicit state (models.uplift.decision_inputs)
     windows: Windows  # the input windows ending at each decision event (for fine-tuning the encoder)
 
     def rows(self, split: int) -> np.ndarray:
@@ -126,7 +128,7 @@ def decision_points(folder: Path, model: SessionSignalsModel, encoder: EventEnco
     points = points[points["split"] != NO_SPLIT].reset_index(drop=True)
     windows = windows_at(events, points["row"].to_numpy(), model, encoder)
     state, intent = states_of(model, windows)
-    return DecisionPoints(points, events, state, intent, windows)
+    return DecisionPoints(points, events, state, intent, decisions_of(windows), windows)
 
 
 def windows_at(events: pd.DataFrame, rows: np.ndarray, model: SessionSignalsModel, encoder: EventEncoder) -> Windows:
@@ -151,6 +153,18 @@ def states_of(model: SessionSignalsModel, windows: Windows) -> tuple[torch.Tenso
     states = [state_at(model, windows, np.arange(lo, min(lo + ENCODE_CHUNK, n))) for lo in range(0, n, ENCODE_CHUNK)]
     state = torch.cat(states) if states else torch.zeros(0, model.cfg.d_model)
     return state, model.intent_logit(state)
+
+
+@torch.inference_mode()
+def decisions_of(windows: Windows) -> torch.Tensor:
+    """(N, N_DECISION) the explicit state after every window; read from the events alone, so the same for
+    any encoder."""
+    n = len(windows.start)
+    parts = []
+    for lo in range(0, n, ENCODE_CHUNK):
+        batch, last = windows.batch(np.arange(lo, min(lo + ENCODE_CHUNK, n)))
+        parts.append(decision_inputs(batch, torch.arange(len(last)), last))
+    return torch.cat(parts) if parts else torch.zeros(0, N_DECISION)
 
 
 def encode_at(events: pd.DataFrame, rows: np.ndarray, model: SessionSignalsModel,

@@ -19,20 +19,23 @@ class UpliftFitConfig:
     max_epochs: int = 100
     patience: int = 10
     batch_size: int = 512
-    lr: float = 3e-3
+    lr: float = 1e-3
     weight_decay: float = 1e-4
     effect_weight_decay: float = 1e-2
     """The shift design's effect weights: the pull towards one effect for everyone."""
 
 
-def arm_logit(head: UpliftHead, state: torch.Tensor, intent: torch.Tensor, treated: torch.Tensor) -> torch.Tensor:
-    control, with_treatment = head(state, intent)  # (N,), (N,)
+def arm_logit(head: UpliftHead, state: torch.Tensor, intent: torch.Tensor, decision: torch.Tensor,
+              treated: torch.Tensor) -> torch.Tensor:
+    control, with_treatment = head(state, intent, decision)  # (N,), (N,)
     return torch.where(treated, with_treatment, control)
 
 
-def fit_head(design: str, state: torch.Tensor, intent: torch.Tensor, treated: np.ndarray, outcome: np.ndarray,
-             train: np.ndarray, val: np.ndarray, cfg: UpliftFitConfig, seed: int) -> tuple[UpliftHead, int]:
-    """The head with the best validation loss, and its epoch count."""
+def fit_head(design: str, state: torch.Tensor, intent: torch.Tensor, decision: torch.Tensor, treated: np.ndarray,
+             outcome: np.ndarray, train: np.ndarray, val: np.ndarray, cfg: UpliftFitConfig,
+             seed: int) -> tuple[UpliftHead, int]:
+    """(N, D) states, (N,) intent logits, (N, N_DECISION) decision inputs of every point -> the head with the
+    best validation loss, and its epoch count."""
     torch.manual_seed(seed)
     head = UpliftHead(state.shape[1], design)
     effect = {id(p) for p in head.effect_parameters()}
@@ -49,11 +52,11 @@ def fit_head(design: str, state: torch.Tensor, intent: torch.Tensor, treated: np
         head.train()
         for batch in train_t[torch.randperm(len(train_t), generator=generator)].split(cfg.batch_size):
             optimiser.zero_grad()
-            loss_fn(arm_logit(head, state[batch], intent[batch], w[batch]), y[batch]).backward()
+            loss_fn(arm_logit(head, state[batch], intent[batch], decision[batch], w[batch]), y[batch]).backward()
             optimiser.step()
         head.eval()
         with torch.no_grad():
-            val_loss = float(loss_fn(arm_logit(head, state[val_t], intent[val_t], w[val_t]), y[val_t]))
+            val_loss = float(loss_fn(arm_logit(head, state[val_t], intent[val_t], decision[val_t], w[val_t]), y[val_t]))
         if val_loss < best - 1e-6:
             best, best_epoch = val_loss, epoch
             best_state = {k: v.clone() for k, v in head.state_dict().items()}
@@ -64,6 +67,6 @@ def fit_head(design: str, state: torch.Tensor, intent: torch.Tensor, treated: np
 
 
 @torch.no_grad()
-def predicted_uplift(head: UpliftHead, state: torch.Tensor, intent: torch.Tensor) -> np.ndarray:
-    control, treated = head(state, intent)
+def predicted_uplift(head: UpliftHead, state: torch.Tensor, intent: torch.Tensor, decision: torch.Tensor) -> np.ndarray:
+    control, treated = head(state, intent, decision)
     return (torch.sigmoid(treated) - torch.sigmoid(control)).double().numpy()

@@ -2,15 +2,16 @@
 
 A message or discount was sent at random to a share of shoppers mid-session (`signals simulate ...
 treatment.enabled=true` writes such a shop: treatments.parquet, and the true uplift in oracle_uplift.parquet).
-The model's frozen encoder reads every decision point; each uplift design of models/uplift.py is fitted on
-the decision points of the model's training split, once on that state and once on a copy of the encoder
-taught the baseline's session features (recency, earlier sessions and purchases, cart ...; candidates
-DESIGN_taught; fine_tune.enabled=false skips it), and the one with the best validation transformed-outcome
-MSE (select_on=tau_mse; or select_on=qini) is kept. A taught encoder moves the other signals a little: the
-results say by how much (fine_tune). On the
-test points it is compared with random targeting, "target the highest intent", a LightGBM T-learner on
-session features and (simulated data) the oracle, by the Qini coefficient (95% bootstrap interval), AUUC and
-uplift in the top 10%. The split is the model's own (its meta.json), so test points were never inputs of its
+The model's frozen encoder reads every decision point, and an uplift head of models/uplift.py is fitted on
+the decision points of the model's training split: by default the "wide" design (the intent head's answer
+for the control arm, plus an effect of the decision's explicit state: how soon the shopper came back, earlier
+purchases and sessions, the cart now), the best on the benchmark (benchmarks/README.md, "Uplift"). Name
+several in designs=[...] and the one with the best validation transformed-outcome MSE (select_on=tau_mse;
+or select_on=qini) is kept; fine_tune.enabled=true also fits each on a copy of the encoder taught the
+baseline's session features (candidates DESIGN_taught), which moves the other signals a little (the results
+say by how much: fine_tune). On the test points it is compared with random targeting, "target the highest
+intent", a LightGBM T-learner on session features and (simulated data) the oracle, by the Qini coefficient
+(95% bootstrap interval), AUUC and uplift in the top 10%. The split is the model's own (its meta.json), so test points were never inputs of its
 training.
 
 written to --out:
@@ -28,7 +29,7 @@ examples:
   signals train data.path=data/generated/treated split.test_days=14
   signals uplift data/generated/treated --model champion --out data/uplift
   signals serve --alias uplift                    # /predict answers `uplift` and `persuadable`
-  signals uplift data/generated/treated designs=[shift] fit.max_epochs=50 --model 3 --out data/uplift
+  signals uplift data/generated/treated designs=[wide,shift] fine_tune.enabled=true --model 3 --out data/uplift
 """
 from __future__ import annotations
 
@@ -43,8 +44,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                "[--no-register] [--tracking-uri URI]")
     p.add_argument("inputs", nargs="+", metavar="DATA [key=value]",
                    help="a folder with events.parquet and treatments.parquet (and, simulated, oracle_uplift.parquet), "
-                        "then overrides: designs=[two_heads,shift,segments] select_on=tau_mse (or qini) seed=0 fit.max_epochs=100 fit.patience=10 fit.lr=0.003 "
-                        "fit.weight_decay=0.0001 fit.effect_weight_decay=0.01 fit.batch_size=512 fine_tune.enabled=true "
+                        "then overrides: designs=[wide] (any of two_heads,shift,segments,wide) select_on=tau_mse (or qini) seed=0 "
+                        "fit.max_epochs=100 fit.patience=10 fit.lr=0.001 "
+                        "fit.weight_decay=0.0001 fit.effect_weight_decay=0.01 fit.batch_size=512 fine_tune.enabled=false "
                         "fine_tune.max_epochs=6 fine_tune.lr=0.001 fine_tune.anchor_weight=1.0")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
     p.add_argument("--model", default="champion", help="the trained model: registry alias, version number or bundle "
