@@ -35,7 +35,7 @@ sys.path.insert(0, str(REPO_ROOT))
 
 import lightning as L  # noqa: E402
 
-from models.encoding import HISTORY_COUNTS, HISTORY_TIMES  # noqa: E402
+from models.encoding import GAP_MINUTES, HISTORY_COUNTS, HISTORY_TIMES  # noqa: E402
 from models.vocab import N_RESERVED  # noqa: E402
 from training.module import SignalsModule  # noqa: E402
 from training.windows import add_label_index  # noqa: E402
@@ -62,6 +62,7 @@ def synthetic_batch(B: int, L: int, products: int, seed: int) -> dict[str, torch
         "new_session": ri(1, 3, (B, L)),
         **{name: ri(0, 50, (B, L)) for name in HISTORY_COUNTS},  # read only with model.history_counts
         **{name: ri(0, 2000, (B, L)) for name in HISTORY_TIMES},  # read only with model.history_times
+        GAP_MINUTES: ri(0, 2000, (B, L)),  # read only by the uplift head
         "intent": ri(0, 2, (B, L)), "next_product": prod[:, 1:].contiguous(),
         "next_category": ri(2, N_CATEGORIES, (B, L)), "next_brand": ri(2, N_BRANDS, (B, L)),
         "event_row": torch.arange(B * L).reshape(B, L),
